@@ -1,0 +1,134 @@
+//! Embedded migrations, applied under a session advisory lock so that many
+//! processes booting at once are safe, with diesel's bookkeeping table in
+//! schema `sayiir` (never `public.__diesel_schema_migrations`).
+//!
+//! The harness is synchronous: it runs on an `AsyncConnectionWrapper` inside
+//! `spawn_blocking`, so it works on current-thread runtimes too
+//! (`#[tokio::test]`), unlike `block_in_place`.
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{Integer, Text};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{Error, Result};
+
+/// The migrations of this crate, embedded at compile time.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The advisory lock key held while migrating ("sayiir" in ASCII, plus 1).
+pub const MIGRATION_LOCK_KEY: i64 = 0x7361_7969_6972_0001;
+
+/// Oldest supported server, as `server_version_num`.
+pub const MIN_SERVER_VERSION_NUM: i32 = 130_000;
+
+/// Applies every pending migration to the database at `url` and returns the
+/// versions it applied (empty when up to date). Idempotent and safe to call
+/// from many processes at once. Refuses servers older than PostgreSQL 13.
+///
+/// # Errors
+/// [`Error::Connection`], [`Error::UnsupportedServer`] or [`Error::Migration`].
+pub async fn run(url: &str) -> Result<Vec<String>> {
+    let conn = AsyncPgConnection::establish(url).await?;
+    run_on(conn).await
+}
+
+/// Reverts every migration of this crate: **drops all sayiir tables and
+/// their data** (the empty schema `sayiir` and its bookkeeping table stay).
+///
+/// # Errors
+/// [`Error::Connection`] or [`Error::Migration`].
+pub async fn revert_all(url: &str) -> Result<Vec<String>> {
+    let conn = AsyncPgConnection::establish(url).await?;
+    locked(conn, |harness| {
+        harness
+            .revert_all_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect())
+    })
+    .await
+}
+
+pub(crate) async fn run_on(mut conn: AsyncPgConnection) -> Result<Vec<String>> {
+    check_server_version(&mut conn).await?;
+    locked(conn, |harness| {
+        harness
+            .run_pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect())
+    })
+    .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct ServerVersion {
+    #[diesel(sql_type = Integer)]
+    num: i32,
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// Fails with [`Error::UnsupportedServer`] below PostgreSQL 13.
+pub(crate) async fn check_server_version(conn: &mut AsyncPgConnection) -> Result<()> {
+    let v: ServerVersion = diesel::sql_query(
+        "SELECT current_setting('server_version_num')::int4 AS num, \
+                current_setting('server_version') AS version",
+    )
+    .get_result(conn)
+    .await?;
+    ensure_supported(v.num, &v.version)
+}
+
+fn ensure_supported(num: i32, version: &str) -> Result<()> {
+    if num < MIN_SERVER_VERSION_NUM {
+        return Err(Error::UnsupportedServer {
+            found: version.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+type Wrapper = AsyncConnectionWrapper<AsyncPgConnection>;
+type HarnessResult<T> = diesel::migration::Result<T>;
+
+/// Runs `f` on a blocking thread holding the migration lock, with
+/// `search_path` set to `sayiir` so the bookkeeping table is ours.
+async fn locked<T, F>(conn: AsyncPgConnection, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Wrapper) -> HarnessResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut wrapper = Wrapper::from(conn);
+        wrapper
+            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .map_err(Error::Database)?;
+        let outcome = (|| -> HarnessResult<T> {
+            wrapper
+                .batch_execute("CREATE SCHEMA IF NOT EXISTS sayiir; SET search_path TO sayiir")?;
+            f(&mut wrapper)
+        })();
+        let unlocked =
+            wrapper.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+        let value = outcome.map_err(|e| Error::Migration(e.to_string()))?;
+        unlocked.map_err(Error::Database)?;
+        Ok(value)
+    })
+    .await
+    .map_err(|e| Error::Migration(format!("migration thread failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_old_servers_naming_the_version() {
+        let err = ensure_supported(120_015, "12.15").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("12.15") && text.contains("not supported"),
+            "{text}"
+        );
+        assert!(ensure_supported(130_000, "13.0").is_ok());
+    }
+}

@@ -1,0 +1,113 @@
+//! Statements the Diesel DSL cannot express (data-modifying CTEs, lateral
+//! aggregates). Each lives in a `.sql` file under `src/sql/`, numbered
+//! `$1…$n`, and runs through [`Raw`], which binds typed values and, unlike
+//! `sql_query`, is safe to cache: the statement is prepared once per
+//! connection, so each call is one round trip.
+
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Untyped};
+
+/// One typed bind value.
+trait Bind: Send + Sync {
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
+}
+
+struct Typed<ST, T> {
+    value: T,
+    _st: std::marker::PhantomData<fn() -> ST>,
+}
+
+impl<ST, T> Bind for Typed<ST, T>
+where
+    Pg: HasSqlType<ST>,
+    T: ToSql<ST, Pg> + Send + Sync,
+{
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_bind_param::<ST, T>(&self.value)
+    }
+}
+
+/// A static SQL text with `$n` placeholders and its typed binds.
+pub(crate) struct Raw<'a> {
+    sql: &'static str,
+    binds: Vec<Box<dyn Bind + 'a>>,
+}
+
+impl<'a> Raw<'a> {
+    pub(crate) fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds the value for the next placeholder (`$1`, then `$2`, …).
+    pub(crate) fn bind<ST, T>(mut self, value: T) -> Self
+    where
+        Pg: HasSqlType<ST>,
+        ST: 'static,
+        T: ToSql<ST, Pg> + Send + Sync + 'a,
+    {
+        self.binds.push(Box::new(Typed::<ST, T> {
+            value,
+            _st: std::marker::PhantomData,
+        }));
+        self
+    }
+}
+
+impl QueryFragment<Pg> for Raw<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let mut rest = self.sql;
+        while let Some(at) = rest.find('$') {
+            let (before, after) = rest.split_at(at);
+            out.push_sql(before);
+            let digits = after
+                .get(1..)
+                .unwrap_or("")
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .count();
+            let number: usize = after
+                .get(1..=digits)
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| {
+                    diesel::result::Error::QueryBuilderError(
+                        format!("bad placeholder in statement: {}", self.sql).into(),
+                    )
+                })?;
+            let bind = number
+                .checked_sub(1)
+                .and_then(|i| self.binds.get(i))
+                .ok_or_else(|| {
+                    diesel::result::Error::QueryBuilderError(
+                        format!("no value bound for ${number}").into(),
+                    )
+                })?;
+            bind.push(&mut out)?;
+            rest = after.get(1 + digits..).unwrap_or("");
+        }
+        out.push_sql(rest);
+        Ok(())
+    }
+}
+
+impl QueryId for Raw<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Raw<'_> {
+    type SqlType = Untyped;
+}
+
+/// Upserts a workflow row with the terminal guard and, in the same
+/// statement, its outputs, history, queue row and wakeup notification.
+pub(crate) const WRITE_SNAPSHOT: &str = include_str!("sql/write_snapshot.sql");
+
+/// Loads a workflow's blob with the outputs of its members, in one statement
+/// (one consistent read).
+pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");

@@ -1,0 +1,72 @@
+WITH w AS (
+    INSERT INTO sayiir.workflows AS cur
+        (instance_id, definition_hash, status, position_kind, current_task_id,
+         snapshot, members, trace_parent, error, finished_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END)
+    ON CONFLICT (instance_id) DO UPDATE SET
+        definition_hash = EXCLUDED.definition_hash,
+        status          = EXCLUDED.status,
+        position_kind   = EXCLUDED.position_kind,
+        current_task_id = EXCLUDED.current_task_id,
+        snapshot        = EXCLUDED.snapshot,
+        members         = CASE WHEN $11 THEN cur.members || EXCLUDED.members
+                               ELSE EXCLUDED.members END,
+        trace_parent    = EXCLUDED.trace_parent,
+        error           = EXCLUDED.error,
+        revision        = cur.revision + 1,
+        updated_at      = now(),
+        finished_at     = EXCLUDED.finished_at
+    -- Terminal guard: a finished workflow is never written again.
+    WHERE cur.status IN ('InProgress', 'Paused')
+    RETURNING cur.instance_id, cur.revision, cur.status, cur.position_kind,
+              cur.current_task_id, cur.snapshot
+),
+outputs AS (
+    INSERT INTO sayiir.task_outputs AS o (instance_id, task_id, output)
+    SELECT w.instance_id, t.task_id, t.output
+    FROM w, unnest($12::bytea[], $13::bytea[]) AS t (task_id, output)
+    ON CONFLICT (instance_id, task_id) DO UPDATE
+        SET output = EXCLUDED.output, recorded_at = now()
+        WHERE o.output IS DISTINCT FROM EXCLUDED.output
+),
+history AS (
+    INSERT INTO sayiir.history
+        (instance_id, revision, status, position_kind, current_task_id, snapshot)
+    SELECT instance_id, revision, status, position_kind, current_task_id, snapshot
+    FROM w
+    WHERE $14
+),
+queue_drop AS (
+    DELETE FROM sayiir.tasks AS q
+    USING w
+    WHERE q.instance_id = w.instance_id AND NOT $15
+),
+queue AS (
+    INSERT INTO sayiir.tasks AS q
+        (instance_id, position_kind, task_id, park_id, signal_name, wake_at,
+         completed, input_ready, priority, tags, retry_at, failed_worker, aged_from)
+    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27
+    FROM w
+    WHERE $15
+    ON CONFLICT (instance_id) DO UPDATE SET
+        position_kind = EXCLUDED.position_kind,
+        task_id       = EXCLUDED.task_id,
+        park_id       = EXCLUDED.park_id,
+        signal_name   = EXCLUDED.signal_name,
+        wake_at       = EXCLUDED.wake_at,
+        completed     = EXCLUDED.completed,
+        input_ready   = EXCLUDED.input_ready,
+        priority      = EXCLUDED.priority,
+        tags          = EXCLUDED.tags,
+        retry_at      = EXCLUDED.retry_at,
+        failed_worker = EXCLUDED.failed_worker,
+        aged_from     = EXCLUDED.aged_from,
+        queued_at     = now()
+),
+wake AS (
+    SELECT pg_notify('sayiir_diesel_task_ready', $28)
+    FROM w
+    WHERE $28 IS NOT NULL
+)
+SELECT (SELECT count(*) FROM w) AS written,
+       (SELECT count(*) FROM wake) AS notified

@@ -1,0 +1,192 @@
+//! `SnapshotStore`: save, load, delete and list workflow snapshots.
+//!
+//! Round trips per call (pooled connection, prepared statements cached):
+//!
+//! | method | statements | round trips | transaction |
+//! |---|---|---|---|
+//! | `save_snapshot` | 1 (CTE: workflow, outputs, history, queue, notify) | 1 | implicit |
+//! | `save_task_result` | BEGIN, `SELECT … FOR NO KEY UPDATE`, write, COMMIT | 4 | yes |
+//! | `load_snapshot` | 1 (blob + member outputs, one consistent read) | 1 | no |
+//! | `delete_snapshot` | BEGIN, delete workflow (cascades), delete events, COMMIT | 4 | yes |
+//! | `list_snapshots` | 1 | 1 | no |
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sayiir_core::TaskId;
+use sayiir_core::codec::SnapshotCodec;
+use sayiir_core::snapshot::WorkflowSnapshot;
+use sayiir_persistence::{BackendError, SnapshotStore};
+
+use super::write::{Write, check_snapshot_text, write_snapshot};
+use super::{StoredSnapshot, member_outputs};
+use crate::DieselBackend;
+use crate::error::{Error, Result, check_id};
+use crate::queries::{LOAD_SNAPSHOT, Raw};
+use crate::schema::sayiir::{events, workflows};
+
+impl<C> DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    /// `save_snapshot`: see the module table. Encodes before touching the
+    /// database; the argument comes back with its outputs in place.
+    #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %snapshot.instance_id))]
+    pub(crate) async fn save(&self, snapshot: &mut WorkflowSnapshot) -> Result<()> {
+        check_snapshot_text(snapshot)?;
+        let outputs = member_outputs(snapshot);
+        snapshot.strip_task_outputs();
+        let blob = crate::codec::encode(&self.inner.codec, snapshot);
+        snapshot.hydrate_task_outputs(outputs.iter().cloned());
+        let blob = blob?;
+        let mut conn = self.conn().await?;
+        write_snapshot(
+            &mut conn,
+            snapshot,
+            Write {
+                blob,
+                outputs: &outputs,
+                may_notify: true,
+                keep_history: self.inner.keep_history,
+            },
+        )
+        .await?;
+        snapshot.output_unflushed = false;
+        Ok(())
+    }
+
+    /// `save_task_result`: lock the row, apply `mark_task_completed` when
+    /// InProgress, write only that output. Concurrent calls for different
+    /// tasks serialize on the row lock, so none is lost.
+    #[tracing::instrument(level = "debug", skip(self, output))]
+    pub(crate) async fn record_task_result(
+        &self,
+        instance_id: &str,
+        task_id: TaskId,
+        output: bytes::Bytes,
+    ) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        let codec = &self.inner.codec;
+        let keep_history = self.inner.keep_history;
+        conn.transaction(async |conn| {
+            let Some((status, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            };
+            if status != "InProgress" {
+                return Ok(());
+            }
+            let mut snapshot = crate::codec::decode(codec, &blob)?;
+            snapshot.trace_parent = trace_parent;
+            snapshot.mark_task_completed(task_id, output.clone());
+            snapshot.strip_task_outputs();
+            let blob = crate::codec::encode(codec, &snapshot)?;
+            let outputs = [(task_id, output)];
+            snapshot.hydrate_task_outputs(outputs.iter().cloned());
+            let write = Write {
+                blob,
+                outputs: &outputs,
+                may_notify: false,
+                keep_history,
+            };
+            write_snapshot(conn, &snapshot, write).await.map(drop)
+        })
+        .await
+    }
+
+    /// `load_snapshot`: one statement; `NotFound` only when the row is absent.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub(crate) async fn load(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        let stored: Option<StoredSnapshot> = Raw::new(LOAD_SNAPSHOT)
+            .bind::<diesel::sql_types::Text, _>(instance_id)
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        stored
+            .ok_or_else(|| Error::NotFound(instance_id.to_owned()))?
+            .into_snapshot(&self.inner.codec)
+    }
+
+    /// `delete_snapshot`: removes the workflow and every row that belongs to
+    /// it (cascade) plus its buffered events; changes nothing when absent.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub(crate) async fn delete(&self, instance_id: &str) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let deleted = diesel::delete(workflows::table.find(instance_id))
+                .execute(conn)
+                .await?;
+            if deleted == 0 {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            }
+            diesel::delete(events::table.filter(events::instance_id.eq(instance_id)))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `list_snapshots`: every instance id, unordered, unpaged.
+    pub(crate) async fn list(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        Ok(workflows::table
+            .select(workflows::instance_id)
+            .load(&mut conn)
+            .await?)
+    }
+}
+
+/// Locks the workflow row (`FOR NO KEY UPDATE`, so child-table inserts with
+/// foreign keys do not block on it) and returns its status, blob and trace
+/// parent. A separate statement from any join (SPEC 2.6).
+pub(crate) async fn lock_workflow(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+) -> Result<Option<(String, Vec<u8>, Option<String>)>> {
+    Ok(workflows::table
+        .find(instance_id)
+        .select((
+            workflows::status,
+            workflows::snapshot,
+            workflows::trace_parent,
+        ))
+        .for_no_key_update()
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+impl<C> SnapshotStore for DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    async fn save_snapshot(&self, snapshot: &mut WorkflowSnapshot) -> Result<(), BackendError> {
+        Ok(self.save(snapshot).await?)
+    }
+
+    async fn save_task_result(
+        &self,
+        instance_id: &str,
+        task_id: &TaskId,
+        output: bytes::Bytes,
+    ) -> Result<(), BackendError> {
+        Ok(self
+            .record_task_result(instance_id, *task_id, output)
+            .await?)
+    }
+
+    async fn load_snapshot(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
+        Ok(self.load(instance_id).await?)
+    }
+
+    async fn delete_snapshot(&self, instance_id: &str) -> Result<(), BackendError> {
+        Ok(self.delete(instance_id).await?)
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.list().await?)
+    }
+}

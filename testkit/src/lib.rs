@@ -1,0 +1,388 @@
+//! Throwaway PostgreSQL for tests and demos.
+//!
+//! * [`PgServer::shared`] gives one server per process: the one named by
+//!   `DATABASE_URL` when it is set, otherwise a private cluster started from
+//!   the installed PostgreSQL binaries (`PG_BIN`, `/usr/lib/postgresql/*/bin`
+//!   or `PATH`) on a free loopback port, with `fsync=off`. As root it runs as
+//!   the `postgres` user. The cluster lives in a temporary directory and is
+//!   stopped and removed when the process exits, however it exits: a small
+//!   shell supervisor holds the server and watches a pipe from this process.
+//! * [`PgServer::template`] migrates one template database once (named by a
+//!   key, so a changed schema gets a new template) and
+//!   [`Template::database`] hands out a fresh `CREATE DATABASE … TEMPLATE`
+//!   copy per test, dropped `WITH (FORCE)` when its handle is dropped.
+//!
+//! Failures are loud: a server that cannot start is an error naming what
+//! was tried, never a silently skipped test.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+/// Errors from starting a server or creating databases.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A PostgreSQL server for tests: external (`DATABASE_URL`) or throwaway.
+pub struct PgServer {
+    /// URL of the maintenance database (`postgres`, or the one in `DATABASE_URL`).
+    admin_url: String,
+    /// Keeps the supervisor's stdin open; closing it stops the server.
+    _supervisor: Option<Mutex<(Child, ChildStdin)>>,
+    templates: Mutex<Vec<String>>,
+}
+
+/// The supervisor: initdb, start postgres, report readiness, then stop and
+/// clean up as soon as stdin closes (the test process exited).
+const SUPERVISOR: &str = r#"
+set -eu
+BIN="$1"; PORT="$2"
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/sayiir-pg-XXXXXX")
+cleanup() { rm -rf "$DIR"; }
+trap cleanup EXIT
+"$BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --no-sync --no-instructions >"$DIR/initdb.log" 2>&1 \
+  || { cat "$DIR/initdb.log" >&2; exit 1; }
+"$BIN/postgres" -D "$DIR/data" -k "$DIR" -h 127.0.0.1 -p "$PORT" \
+  -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c max_connections=300 -c shared_buffers=128MB >"$DIR/server.log" 2>&1 &
+PG=$!
+i=0
+until "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
+  i=$((i+1))
+  if [ "$i" -gt 300 ] || ! kill -0 "$PG" 2>/dev/null; then cat "$DIR/server.log" >&2; exit 1; fi
+  sleep 0.1
+done
+echo "ready $DIR"
+cat >/dev/null || true
+kill -INT "$PG" 2>/dev/null || true
+wait "$PG" 2>/dev/null || true
+"#;
+
+static SHARED: OnceLock<Result<PgServer, String>> = OnceLock::new();
+
+impl PgServer {
+    /// The process-wide server, started on first use.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` is unset and no throwaway server can be started.
+    pub fn shared() -> Result<&'static PgServer, Error> {
+        SHARED
+            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::from(e.clone()))
+    }
+
+    /// Starts a server (or adopts `DATABASE_URL`). Prefer [`PgServer::shared`].
+    ///
+    /// # Errors
+    /// When no PostgreSQL binaries are found or the server does not come up.
+    pub fn start() -> Result<PgServer, Error> {
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            return Ok(PgServer {
+                admin_url: url,
+                _supervisor: None,
+                templates: Mutex::new(Vec::new()),
+            });
+        }
+        let bin = find_bin_dir().ok_or(
+            "DATABASE_URL is unset and no PostgreSQL binaries were found \
+             (set PG_BIN, install postgresql, or set DATABASE_URL)",
+        )?;
+        let port = free_port()?;
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh", "-c", SUPERVISOR, "sh"]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", SUPERVISOR, "sh"]);
+            c
+        };
+        cmd.arg(&bin)
+            .arg(port.to_string())
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the PostgreSQL supervisor: {e}"))?;
+        let stdin = child.stdin.take().ok_or("supervisor has no stdin")?;
+        let stdout = child.stdout.take().ok_or("supervisor has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if !line.starts_with("ready ") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = child.wait();
+            return Err(format!(
+                "throwaway PostgreSQL from {} failed to start: {err}",
+                bin.display()
+            )
+            .into());
+        }
+        Ok(PgServer {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            _supervisor: Some(Mutex::new((child, stdin))),
+            templates: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// URL of the maintenance database.
+    #[must_use]
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// URL of database `name` on this server.
+    #[must_use]
+    pub fn url_for(&self, name: &str) -> String {
+        with_database(&self.admin_url, name)
+    }
+
+    /// A template database named `sayiir_tpl_<key>`, created and prepared by
+    /// `init(url)` once (across processes sharing a server, under an advisory
+    /// lock). Change `key` when what `init` does changes.
+    ///
+    /// # Errors
+    /// Database errors, or whatever `init` returns.
+    pub async fn template<F, Fut>(&'static self, key: &str, init: F) -> Result<Template, Error>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<(), Error>>,
+    {
+        let name = format!("sayiir_tpl_{key}");
+        if self
+            .templates
+            .lock()
+            .map_err(|e| e.to_string())?
+            .contains(&name)
+        {
+            return Ok(Template { server: self, name });
+        }
+        let mut admin = AsyncPgConnection::establish(&self.admin_url).await?;
+        admin
+            .batch_execute("SELECT pg_advisory_lock(7365796969720001)")
+            .await?;
+        let result = async {
+            let exists: bool = exists_database(&mut admin, &name).await?;
+            if !exists {
+                let building = format!("{name}_building");
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                    .await?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await?;
+                init(self.url_for(&building)).await?;
+                admin
+                    .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        admin
+            .batch_execute("SELECT pg_advisory_unlock(7365796969720001)")
+            .await?;
+        result?;
+        self.templates
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push(name.clone());
+        Ok(Template { server: self, name })
+    }
+}
+
+/// A migrated template database on a [`PgServer`].
+pub struct Template {
+    server: &'static PgServer,
+    name: String,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Template {
+    /// A fresh copy of the template for one test.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn database(&self) -> Result<TestDatabase, Error> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "sayiir_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = AsyncPgConnection::establish(&self.server.admin_url).await?;
+        // Several tests copying one template at once can briefly see each
+        // other's copy in progress ("source database is being accessed").
+        let started = Instant::now();
+        loop {
+            let sql = format!("CREATE DATABASE {name} TEMPLATE {}", self.name);
+            match admin.batch_execute(&sql).await {
+                Ok(()) => break,
+                Err(e)
+                    if started.elapsed() < Duration::from_secs(30)
+                        && e.to_string().contains("being accessed by other users") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(TestDatabase {
+            url: self.server.url_for(&name),
+            admin_url: self.server.admin_url.clone(),
+            name,
+        })
+    }
+}
+
+/// One test's own database; dropped `WITH (FORCE)` with the handle.
+pub struct TestDatabase {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Connection URL of this database.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await: do it on a short-lived thread with its own runtime.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                    let _ = admin.batch_execute(&sql).await;
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+async fn exists_database(admin: &mut AsyncPgConnection, name: &str) -> Result<bool, Error> {
+    use diesel::sql_types::{Bool, Text};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
+    }
+    let row: Row =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(name)
+            .get_result(admin)
+            .await?;
+    Ok(row.exists)
+}
+
+/// Replaces the database name in a `postgres://` URL.
+#[must_use]
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn has_server_bins(dir: &Path) -> bool {
+    ["initdb", "postgres", "pg_isready"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if has_server_bins(&dir) {
+            return Some(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_server_bins(&bin).then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|p| has_server_bins(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5/db?sslmode=disable", "x"),
+            "postgres://u:p@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

@@ -1,0 +1,154 @@
+//! Bad input gets a clear error, never a panic or a half-written row; the
+//! backend keeps serving afterwards. Pool exhaustion is a timeout error.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use sayiir_diesel::schema::sayiir::workflows;
+use sayiir_persistence::{BackendError, SnapshotStore, TaskResultStore};
+
+async fn still_serving(b: &Backend) {
+    let mut s = at_task("healthy", "a");
+    b.save_snapshot(&mut s).await.unwrap();
+    b.load_snapshot("healthy").await.unwrap();
+}
+
+#[tokio::test]
+async fn nul_bytes_and_empty_ids_are_rejected_without_writing() {
+    let (db, b) = backend().await;
+    for bad in ["", "with\0nul"] {
+        let mut s = at_task(bad, "a");
+        let err = b.save_snapshot(&mut s).await.unwrap_err();
+        assert!(
+            matches!(&err, BackendError::Backend(m) if m.contains("invalid input")),
+            "{err:?}"
+        );
+        assert!(matches!(
+            b.load_snapshot(bad).await,
+            Err(BackendError::Backend(_))
+        ));
+        assert!(matches!(
+            b.delete_snapshot(bad).await,
+            Err(BackendError::Backend(_))
+        ));
+        assert!(matches!(
+            b.save_task_result(bad, &tid("a"), Bytes::new()).await,
+            Err(BackendError::Backend(_))
+        ));
+        assert!(matches!(
+            b.load_task_result(bad, &tid("a")).await,
+            Err(BackendError::Backend(_))
+        ));
+    }
+    let mut s = at_task("tagged", "a");
+    s.task_tags = vec!["bad\0tag".into()];
+    assert!(
+        matches!(b.save_snapshot(&mut s).await, Err(BackendError::Backend(m)) if m.contains("NUL"))
+    );
+    let mut s = at_task("traced", "a");
+    s.trace_parent = Some("x\0".into());
+    assert!(b.save_snapshot(&mut s).await.is_err());
+    let mut conn = raw_conn(&db).await;
+    let rows: i64 = workflows::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no row was written");
+    still_serving(&b).await;
+}
+
+#[tokio::test]
+async fn corrupt_pre_1_0_and_foreign_codec_blobs_are_serialization_errors() {
+    let (db, b) = backend().await;
+    let mut conn = raw_conn(&db).await;
+    let json = br#"{"instance_id":"x"}"#.to_vec();
+    let mut foreign = b"SYRS".to_vec();
+    foreign.extend_from_slice(&[1, 2]);
+    foreign.extend_from_slice(b"payload");
+    let mut truncated = b"SYRS".to_vec();
+    truncated.push(1);
+    let mut garbage_json = b"SYRS".to_vec();
+    garbage_json.extend_from_slice(&[1, 1]);
+    garbage_json.extend_from_slice(b"{not json");
+    for (id, blob, expect) in [
+        ("pre10", json, Some("pre-1.0")),
+        ("foreign", foreign, None),
+        ("truncated", truncated, None),
+        ("garbage", garbage_json, None),
+    ] {
+        b.save_snapshot(&mut at_task(id, "a")).await.unwrap();
+        diesel::update(workflows::table.find(id))
+            .set(workflows::snapshot.eq(blob))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        match b.load_snapshot(id).await {
+            Err(BackendError::Serialization(msg)) => {
+                if let Some(text) = expect {
+                    assert!(msg.contains(text), "{id}: {msg}");
+                }
+            }
+            other => panic!("{id}: expected Serialization, got {other:?}"),
+        }
+        // A write that must decode the stored blob fails cleanly too.
+        assert!(matches!(
+            b.save_task_result(id, &tid("a"), Bytes::new()).await,
+            Err(BackendError::Serialization(_))
+        ));
+    }
+    still_serving(&b).await;
+}
+
+#[tokio::test]
+async fn pool_exhaustion_is_a_clear_timeout_error() {
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let held = b.pool().get().await.unwrap();
+    let started = Instant::now();
+    let err = b.load_snapshot("wf").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        matches!(&err, BackendError::Backend(m) if m.contains("pool") && m.to_lowercase().contains("timeout")),
+        "{err:?}"
+    );
+    drop(held);
+    still_serving(&b).await;
+}
+
+#[tokio::test]
+async fn session_settings_are_applied_to_pooled_connections() {
+    #[derive(diesel::QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        app: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        stmt: String,
+    }
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .application_name("my-app-workers")
+        .statement_timeout(Duration::from_millis(1500))
+        .build()
+        .await
+        .unwrap();
+    let mut conn = b.pool().get().await.unwrap();
+    let s: Settings = diesel::sql_query(
+        "SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS stmt",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(s.app, "my-app-workers");
+    assert_eq!(s.stmt, "1500ms");
+}
