@@ -111,3 +111,7 @@ pub(crate) const WRITE_SNAPSHOT: &str = include_str!("sql/write_snapshot.sql");
 /// Loads a workflow's blob with the outputs of its members, in one statement
 /// (one consistent read).
 pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");
+
+/// Removes and returns the oldest buffered event of (instance, name); a head
+/// locked by a concurrent consumer is skipped, so none is handed out twice.
+pub(crate) const POP_EVENT: &str = include_str!("sql/pop_event.sql");

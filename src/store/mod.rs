@@ -6,6 +6,7 @@
 //! and queue rows**. Single-statement writes follow it too (the workflow row
 //! is the first row they touch).
 
+mod signal;
 mod snapshot;
 mod task_result;
 pub(crate) mod write;

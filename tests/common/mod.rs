@@ -94,3 +94,20 @@ pub async fn raw_conn(db: &TestDatabase) -> diesel_async::AsyncPgConnection {
         .await
         .unwrap()
 }
+
+/// A snapshot parked at `AtSignal { name }` (signal node `sig`), then `next`.
+pub fn at_signal(instance: &str, sig: &str, name: &str, next: Option<&str>) -> WorkflowSnapshot {
+    let mut s = at_task(instance, "before");
+    s.mark_task_completed(tid("before"), bytes::Bytes::from_static(b"before-out"));
+    s.update_position(ExecutionPosition::AtSignal {
+        signal_id: tid(sig),
+        signal_name: name.to_owned(),
+        wake_at: None,
+        next_task_id: next.map(tid),
+    });
+    s
+}
+
+pub fn request(reason: &str, by: &str) -> sayiir_core::snapshot::SignalRequest {
+    sayiir_core::snapshot::SignalRequest::new(Some(reason.to_owned()), Some(by.to_owned()))
+}

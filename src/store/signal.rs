@@ -1,0 +1,479 @@
+//! `SignalStore`: cancel and pause requests, their application at task
+//! boundaries, unpause, and external events.
+//!
+//! **Lock order** (every multi-row operation here, and everywhere else in
+//! the crate): the workflow row first (`FOR NO KEY UPDATE`, in a statement
+//! of its own), then signal rows, then event rows, then output, history and
+//! queue rows. `store_signal`, `check_and_*` (slow path), `unpause` and
+//! `send_event` all start by locking the workflow row, so a second request
+//! landing while a worker applies the first waits instead of deadlocking.
+//! `get_signal`, `clear_signal` and `consume_event` are single statements.
+//!
+//! | call | round trips | transaction |
+//! |---|---|---|
+//! | `check_and_cancel` / `check_and_pause`, nothing pending (fast path) | 1 `SELECT` | no |
+//! | `check_and_cancel` / `check_and_pause`, signal pending | 6: BEGIN, lock, re-read signal, write, delete signal, COMMIT | yes |
+//! | `store_signal` | 4: BEGIN, lock, upsert, COMMIT | yes |
+//! | `get_signal`, `clear_signal`, `consume_event` | 1 | no |
+//! | `unpause` | 5: BEGIN, lock, write, read back hydrated, COMMIT | yes |
+//! | `send_event`, buffered | 4: BEGIN, lock, insert event, COMMIT | yes |
+//! | `send_event`, resuming a parked workflow | 5–6: BEGIN, lock, pop oldest event (+ append the new one if there was one), write, COMMIT | yes |
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sayiir_core::TaskId;
+use sayiir_core::codec::SnapshotCodec;
+use sayiir_core::snapshot::{
+    ExecutionPosition, PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot,
+    WorkflowSnapshotState,
+};
+use sayiir_persistence::{BackendError, SignalStore};
+
+use super::snapshot::lock_workflow;
+use super::write::{Write, write_snapshot};
+use crate::DieselBackend;
+use crate::error::{Error, Result, check_id, check_text};
+use crate::queries::{LOAD_SNAPSHOT, POP_EVENT, Raw};
+use crate::schema::sayiir::{events, signals};
+
+/// A stored signal row's request fields.
+type SignalFields = (Option<String>, Option<String>, DateTime<Utc>);
+
+fn to_request((reason, requested_by, requested_at): SignalFields) -> SignalRequest {
+    SignalRequest {
+        reason,
+        requested_by,
+        requested_at,
+    }
+}
+
+async fn read_signal(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    kind: SignalKind,
+) -> Result<Option<SignalFields>> {
+    Ok(signals::table
+        .find((instance_id, kind.as_ref()))
+        .select((
+            signals::reason,
+            signals::requested_by,
+            signals::requested_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+async fn delete_signal(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    kind: SignalKind,
+) -> Result<()> {
+    diesel::delete(signals::table.find((instance_id, kind.as_ref())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes and returns the oldest buffered event for (instance, name).
+/// Concurrent consumers skip a head another one has locked, so no event is
+/// handed out twice.
+async fn pop_event(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    signal_name: &str,
+) -> Result<Option<Vec<u8>>> {
+    #[derive(diesel::QueryableByName)]
+    struct Popped {
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        payload: Vec<u8>,
+    }
+    let popped: Option<Popped> = Raw::new(POP_EVENT)
+        .bind::<diesel::sql_types::Text, _>(instance_id)
+        .bind::<diesel::sql_types::Text, _>(signal_name)
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(popped.map(|p| p.payload))
+}
+
+async fn push_event(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    signal_name: &str,
+    payload: &[u8],
+) -> Result<()> {
+    diesel::insert_into(events::table)
+        .values((
+            events::instance_id.eq(instance_id),
+            events::signal_name.eq(signal_name),
+            events::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn status_name(state: &WorkflowSnapshotState) -> &'static str {
+    match state {
+        WorkflowSnapshotState::InProgress { .. } => "InProgress",
+        WorkflowSnapshotState::Paused { .. } => "Paused",
+        WorkflowSnapshotState::Completed { .. } => "Completed",
+        WorkflowSnapshotState::Failed { .. } => "Failed",
+        WorkflowSnapshotState::Cancelled { .. } => "Cancelled",
+    }
+}
+
+/// What `store_signal` does for a stored status (SPEC 3.1).
+enum Admission {
+    Store,
+    AlreadyThere,
+    Refuse(Error),
+}
+
+fn admit(status: &str, kind: SignalKind) -> Admission {
+    match (kind, status) {
+        (SignalKind::Cancel, "Cancelled") | (SignalKind::Pause, "Paused") => {
+            Admission::AlreadyThere
+        }
+        (SignalKind::Cancel, "Completed" | "Failed") => {
+            Admission::Refuse(Error::Conflict(format!("cancel:{status}")))
+        }
+        (SignalKind::Pause, "Completed" | "Failed" | "Cancelled") => {
+            Admission::Refuse(Error::Conflict(format!("pause:{status}")))
+        }
+        _ => Admission::Store,
+    }
+}
+
+/// Maps the crate error to the trait's, turning signal conflicts into
+/// `CannotCancel` / `CannotPause` with the state name.
+fn signal_error(err: Error) -> BackendError {
+    match err {
+        Error::Conflict(what) => match what.split_once(':') {
+            Some(("cancel", state)) => BackendError::CannotCancel(state.to_owned()),
+            Some(("pause", state)) => BackendError::CannotPause(state.to_owned()),
+            _ => BackendError::Backend(format!("conflict: {what}")),
+        },
+        other => other.into(),
+    }
+}
+
+impl<C> DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    fn write_opts<'a>(
+        &self,
+        blob: Vec<u8>,
+        outputs: &'a [(TaskId, Bytes)],
+        notify: bool,
+    ) -> Write<'a> {
+        Write {
+            blob,
+            outputs,
+            may_notify: notify,
+            keep_history: self.inner.keep_history,
+        }
+    }
+
+    /// Encodes a snapshot whose outputs are already stripped or absent.
+    fn encode_stripped(&self, snapshot: &mut WorkflowSnapshot) -> Result<Vec<u8>> {
+        snapshot.strip_task_outputs();
+        crate::codec::encode(&self.inner.codec, snapshot)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, request), fields(kind = kind.as_ref()))]
+    async fn put_signal(
+        &self,
+        instance_id: &str,
+        kind: SignalKind,
+        request: SignalRequest,
+    ) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        for text in [&request.reason, &request.requested_by]
+            .into_iter()
+            .flatten()
+        {
+            check_text("signal request", text)?;
+        }
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let Some((status, _, _)) = lock_workflow(conn, instance_id).await? else {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            };
+            match admit(&status, kind) {
+                Admission::AlreadyThere => return Ok(()),
+                Admission::Refuse(err) => return Err(err),
+                Admission::Store => {}
+            }
+            diesel::insert_into(signals::table)
+                .values((
+                    signals::instance_id.eq(instance_id),
+                    signals::kind.eq(kind.as_ref()),
+                    signals::reason.eq(&request.reason),
+                    signals::requested_by.eq(&request.requested_by),
+                    signals::requested_at.eq(request.requested_at),
+                ))
+                .on_conflict((signals::instance_id, signals::kind))
+                .do_update()
+                .set((
+                    signals::reason.eq(&request.reason),
+                    signals::requested_by.eq(&request.requested_by),
+                    signals::requested_at.eq(request.requested_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fetch_signal(
+        &self,
+        instance_id: &str,
+        kind: SignalKind,
+    ) -> Result<Option<SignalRequest>> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        Ok(read_signal(&mut conn, instance_id, kind)
+            .await?
+            .map(to_request))
+    }
+
+    async fn drop_signal(&self, instance_id: &str, kind: SignalKind) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        delete_signal(&mut conn, instance_id, kind).await
+    }
+
+    /// Applies a pending signal of `kind` at a task boundary: one `SELECT`
+    /// when nothing is pending; otherwise one transaction that locks the
+    /// workflow, re-reads the signal under the lock, transitions and clears it.
+    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
+    async fn apply_signal(
+        &self,
+        instance_id: &str,
+        kind: SignalKind,
+        interrupted_at_task: Option<TaskId>,
+    ) -> Result<bool> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        if read_signal(&mut conn, instance_id, kind).await?.is_none() {
+            return Ok(false);
+        }
+        conn.transaction(async |conn| {
+            let Some((status, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            };
+            let Some(fields) = read_signal(conn, instance_id, kind).await? else {
+                return Ok(false);
+            };
+            if status != "InProgress" {
+                return Ok(false);
+            }
+            let request = to_request(fields);
+            let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
+            snapshot.trace_parent = trace_parent;
+            match kind {
+                SignalKind::Cancel => snapshot.mark_cancelled(
+                    request.reason,
+                    request.requested_by,
+                    interrupted_at_task,
+                ),
+                SignalKind::Pause => snapshot.mark_paused(&PauseRequest::from(request)),
+            }
+            let blob = self.encode_stripped(&mut snapshot)?;
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &[], false)).await?;
+            delete_signal(conn, instance_id, kind).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn resume_paused(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
+        check_id("instance id", instance_id)?;
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let Some((_, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            };
+            let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
+            snapshot.trace_parent = trace_parent;
+            if !snapshot.state.is_paused() {
+                return Err(Error::Conflict(format!(
+                    "unpause:Workflow is not paused (current state: {:?})",
+                    status_name(&snapshot.state)
+                )));
+            }
+            snapshot.mark_unpaused();
+            let blob = self.encode_stripped(&mut snapshot)?;
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &[], true)).await?;
+            let stored: crate::store::StoredSnapshot = Raw::new(LOAD_SNAPSHOT)
+                .bind::<diesel::sql_types::Text, _>(instance_id)
+                .get_result(conn)
+                .await?;
+            stored.into_snapshot(&self.inner.codec)
+        })
+        .await
+    }
+
+    /// `send_event`: resumes a workflow parked at this signal name (oldest
+    /// buffered event first), otherwise buffers the event.
+    #[tracing::instrument(level = "debug", skip(self, payload))]
+    async fn deliver_event(
+        &self,
+        instance_id: &str,
+        signal_name: &str,
+        payload: Bytes,
+    ) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        check_text("signal name", signal_name)?;
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let parked = match lock_workflow(conn, instance_id).await? {
+                Some((status, blob, trace_parent)) if status == "InProgress" => {
+                    let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
+                    snapshot.trace_parent = trace_parent;
+                    let waiting = matches!(
+                        &snapshot.state,
+                        WorkflowSnapshotState::InProgress {
+                            position: ExecutionPosition::AtSignal { signal_name: n, .. },
+                            ..
+                        } if n == signal_name
+                    );
+                    waiting.then_some(snapshot)
+                }
+                _ => None,
+            };
+            let Some(mut snapshot) = parked else {
+                return push_event(conn, instance_id, signal_name, &payload).await;
+            };
+            // FIFO: an older buffered event resumes first; the new one queues.
+            let payload = match pop_event(conn, instance_id, signal_name).await? {
+                Some(oldest) => {
+                    push_event(conn, instance_id, signal_name, &payload).await?;
+                    Bytes::from(oldest)
+                }
+                None => payload,
+            };
+            let outputs = resume_at_signal(&mut snapshot, payload);
+            let blob = self.encode_stripped(&mut snapshot)?;
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true)).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_event(&self, instance_id: &str, signal_name: &str) -> Result<Option<Bytes>> {
+        check_id("instance id", instance_id)?;
+        check_text("signal name", signal_name)?;
+        let mut conn = self.conn().await?;
+        Ok(pop_event(&mut conn, instance_id, signal_name)
+            .await?
+            .map(Bytes::from))
+    }
+}
+
+/// Resumes a snapshot parked at `AtSignal` with `payload`: records it under
+/// the signal node's id, then moves to the next task or completes with the
+/// payload as final output. Returns the outputs the write must persist.
+pub(crate) fn resume_at_signal(
+    snapshot: &mut WorkflowSnapshot,
+    payload: Bytes,
+) -> Vec<(TaskId, Bytes)> {
+    let WorkflowSnapshotState::InProgress {
+        position:
+            ExecutionPosition::AtSignal {
+                signal_id,
+                next_task_id,
+                ..
+            },
+        ..
+    } = &snapshot.state
+    else {
+        return Vec::new();
+    };
+    let (signal_id, next) = (*signal_id, *next_task_id);
+    snapshot.mark_task_completed(signal_id, payload.clone());
+    match next {
+        Some(task_id) => snapshot.update_position(ExecutionPosition::AtTask { task_id }),
+        None => snapshot.mark_completed(payload.clone()),
+    }
+    vec![(signal_id, payload)]
+}
+
+impl<C> SignalStore for DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    async fn store_signal(
+        &self,
+        instance_id: &str,
+        kind: SignalKind,
+        request: SignalRequest,
+    ) -> Result<(), BackendError> {
+        self.put_signal(instance_id, kind, request)
+            .await
+            .map_err(signal_error)
+    }
+
+    async fn get_signal(
+        &self,
+        instance_id: &str,
+        kind: SignalKind,
+    ) -> Result<Option<SignalRequest>, BackendError> {
+        Ok(self.fetch_signal(instance_id, kind).await?)
+    }
+
+    async fn clear_signal(&self, instance_id: &str, kind: SignalKind) -> Result<(), BackendError> {
+        Ok(self.drop_signal(instance_id, kind).await?)
+    }
+
+    async fn send_event(
+        &self,
+        instance_id: &str,
+        signal_name: &str,
+        payload: Bytes,
+    ) -> Result<(), BackendError> {
+        Ok(self
+            .deliver_event(instance_id, signal_name, payload)
+            .await?)
+    }
+
+    async fn consume_event(
+        &self,
+        instance_id: &str,
+        signal_name: &str,
+    ) -> Result<Option<Bytes>, BackendError> {
+        Ok(self.take_event(instance_id, signal_name).await?)
+    }
+
+    async fn check_and_cancel(
+        &self,
+        instance_id: &str,
+        interrupted_at_task: Option<TaskId>,
+    ) -> Result<bool, BackendError> {
+        Ok(self
+            .apply_signal(instance_id, SignalKind::Cancel, interrupted_at_task)
+            .await?)
+    }
+
+    async fn check_and_pause(&self, instance_id: &str) -> Result<bool, BackendError> {
+        Ok(self
+            .apply_signal(instance_id, SignalKind::Pause, None)
+            .await?)
+    }
+
+    async fn unpause(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
+        self.resume_paused(instance_id).await.map_err(|e| match e {
+            Error::Conflict(what) => {
+                BackendError::CannotPause(what.strip_prefix("unpause:").unwrap_or(&what).to_owned())
+            }
+            other => other.into(),
+        })
+    }
+}
