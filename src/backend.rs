@@ -2,7 +2,8 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::Object;
@@ -11,6 +12,8 @@ use sayiir_core::codec::SnapshotCodec;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{self, ConnectFn, PgPool};
+use crate::store::MAINTENANCE_EVERY;
+use crate::wakeup::{Wakeup, WakeupCounters};
 
 /// A Sayiir persistence backend on PostgreSQL through Diesel.
 ///
@@ -26,6 +29,58 @@ pub(crate) struct Inner<C> {
     pub(crate) pool: PgPool,
     pub(crate) codec: C,
     pub(crate) keep_history: bool,
+    pub(crate) recovery_grace: Duration,
+    pub(crate) wakeup: Wakeup,
+    pub(crate) metrics: Counters,
+    pub(crate) wakeup_counters: Arc<WakeupCounters>,
+    /// Milliseconds since `started` of the last maintenance pass.
+    last_maintenance: AtomicU64,
+    started: Instant,
+}
+
+impl<C> Inner<C> {
+    /// True at most once per [`MAINTENANCE_EVERY`] (the first call included).
+    pub(crate) fn maintenance_due(&self) -> bool {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let every = u64::try_from(MAINTENANCE_EVERY.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_maintenance.load(Ordering::Relaxed);
+        (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last_maintenance
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// Counters the backend keeps (see [`DieselBackend::metrics`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub quarantined: AtomicU64,
+    pub recovered: AtomicU64,
+    pub advanced: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// A point-in-time copy of the backend's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Rows the finder skipped because their snapshot could not be decoded
+    /// (see `sayiir.tasks.quarantined`).
+    pub quarantined: u64,
+    /// Workflows recovered after a crash between an output save and the
+    /// next state save (the task ran once more).
+    pub recovered: u64,
+    /// Parks advanced by the finder (delays, events, signal timeouts) and recoveries.
+    pub advanced: u64,
+    /// Transient failures the finder retried.
+    pub retries: u64,
+    /// Wakeup notifications handed to the waiters' queue.
+    pub wakeups_delivered: u64,
+    /// Wakeups dropped because the queue was full.
+    pub wakeups_dropped: u64,
+    /// Times the listener reconnected.
+    pub listener_reconnects: u64,
 }
 
 impl<C> Clone for DieselBackend<C> {
@@ -76,17 +131,26 @@ where
     /// Connection, migration or unsupported-server errors.
     pub async fn from_pool(pool: PgPool, url: &str) -> Result<Self> {
         crate::migrations::run(url).await?;
-        Ok(Self::assemble(pool, &Config::new(url)))
+        Self::assemble(pool, &Config::new(url), pool::default_connector()).await
     }
 
-    fn assemble(pool: PgPool, config: &Config) -> Self {
-        Self {
+    async fn assemble(pool: PgPool, config: &Config, connect: ConnectFn) -> Result<Self> {
+        let wakeup_counters = Arc::new(WakeupCounters::default());
+        let wakeup =
+            Wakeup::start(config.url.clone(), connect, Arc::clone(&wakeup_counters)).await?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 codec: C::default(),
                 keep_history: config.keep_history,
+                recovery_grace: config.recovery_grace,
+                wakeup,
+                metrics: Counters::default(),
+                wakeup_counters,
+                last_maintenance: AtomicU64::new(0),
+                started: Instant::now(),
             }),
-        }
+        })
     }
 }
 
@@ -95,6 +159,22 @@ impl<C> DieselBackend<C> {
     #[must_use]
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The backend's counters (shared by every clone).
+    #[must_use]
+    pub fn metrics(&self) -> Metrics {
+        let m = &self.inner.metrics;
+        let w = &self.inner.wakeup_counters;
+        Metrics {
+            quarantined: m.quarantined.load(Ordering::Relaxed),
+            recovered: m.recovered.load(Ordering::Relaxed),
+            advanced: m.advanced.load(Ordering::Relaxed),
+            retries: m.retries.load(Ordering::Relaxed),
+            wakeups_delivered: w.delivered.load(Ordering::Relaxed),
+            wakeups_dropped: w.dropped.load(Ordering::Relaxed),
+            listener_reconnects: w.reconnects.load(Ordering::Relaxed),
+        }
     }
 
     /// A pooled connection, or [`Error::Pool`] after the acquire timeout.
@@ -171,6 +251,13 @@ where
         self
     }
 
+    /// Crash-recovery grace period (default 30 s; see [`Config::recovery_grace`]).
+    #[must_use]
+    pub fn recovery_grace(mut self, d: Duration) -> Self {
+        self.config.recovery_grace = d;
+        self
+    }
+
     /// Opens every connection with `connect` (for TLS or other setup).
     #[must_use]
     pub fn connector(mut self, connect: ConnectFn) -> Self {
@@ -194,6 +281,6 @@ where
             crate::migrations::run_on(conn).await?;
         }
         let pool = pool::build(&self.config, Arc::clone(&self.connect))?;
-        Ok(DieselBackend::assemble(pool, &self.config))
+        DieselBackend::assemble(pool, &self.config, self.connect).await
     }
 }

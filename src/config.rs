@@ -12,6 +12,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default server-side `idle_in_transaction_session_timeout`.
 pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_mins(1);
+/// Default crash-recovery grace period (see [`Config::recovery_grace`]).
+pub const DEFAULT_RECOVERY_GRACE: Duration = Duration::from_secs(30);
 /// Default `application_name`, visible in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "sayiir-diesel";
 
@@ -40,6 +42,10 @@ pub struct Config {
     pub run_migrations: bool,
     /// Append every accepted snapshot write to `sayiir.history`. Default `true`.
     pub keep_history: bool,
+    /// How long a workflow may sit at a task whose output is recorded, with
+    /// no live claim, before the finder makes that task runnable again
+    /// (crash recovery, SPEC 4.7). Default [`DEFAULT_RECOVERY_GRACE`].
+    pub recovery_grace: Duration,
 }
 
 impl Config {
@@ -56,6 +62,7 @@ impl Config {
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             run_migrations: true,
             keep_history: true,
+            recovery_grace: DEFAULT_RECOVERY_GRACE,
         }
     }
 }

@@ -82,6 +82,39 @@ pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+impl Error {
+    /// Whether retrying can help: the connection or pool failed, the server
+    /// is restarting or terminated the session, or a transaction lost a
+    /// serialization or deadlock race.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match self {
+            Error::Pool(_)
+            | Error::Connection(_)
+            | Error::Database(D::BrokenTransactionManager) => true,
+            Error::Database(D::DatabaseError(kind, info)) => match kind {
+                DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ClosedConnection => true,
+                _ => {
+                    let m = info.message();
+                    [
+                        "terminating connection",
+                        "the database system is",
+                        "deadlock detected",
+                        "connection",
+                        "too many clients",
+                    ]
+                    .iter()
+                    .any(|needle| m.contains(needle))
+                }
+            },
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,8 +46,9 @@ mod queries;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
 mod store;
+pub mod wakeup;
 
-pub use backend::{Builder, DieselBackend};
+pub use backend::{Builder, DieselBackend, Metrics};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use pool::PgPool;

@@ -115,3 +115,31 @@ pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");
 /// Removes and returns the oldest buffered event of (instance, name); a head
 /// locked by a concurrent consumer is skipped, so none is handed out twice.
 pub(crate) const POP_EVENT: &str = include_str!("sql/pop_event.sql");
+
+/// Takes a claim when the workflow is at that task, its output is not
+/// recorded and no live claim exists; the workflow row is locked first.
+pub(crate) const CLAIM_TASK: &str = include_str!("sql/claim_task.sql");
+
+/// Deletes the caller's claim and wakes workers when the instance is runnable.
+pub(crate) const RELEASE_CLAIM: &str = include_str!("sql/release_claim.sql");
+
+/// Pushes the caller's claim expiry forward.
+pub(crate) const EXTEND_CLAIM: &str = include_str!("sql/extend_claim.sql");
+
+/// Every dispatch rule decided before `LIMIT`, ordered by worker bias, aged
+/// priority and age, with the hydrated snapshot of each pick.
+pub(crate) const FIND_TASKS: &str = concat!(
+    include_str!("sql/find_tasks_head.sql"),
+    include_str!("sql/dispatchable.sql"),
+    include_str!("sql/find_tasks_tail.sql")
+);
+
+/// The same rules for one hinted (instance, task).
+pub(crate) const FIND_HINTED: &str = concat!(
+    include_str!("sql/find_hinted_head.sql"),
+    include_str!("sql/dispatchable.sql")
+);
+
+/// Parks that are due (delay expired, event buffered, signal timed out) and
+/// rows left at a completed task past the recovery grace period.
+pub(crate) const DUE_WORK: &str = include_str!("sql/due_work.sql");

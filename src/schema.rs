@@ -68,6 +68,8 @@ pub mod sayiir {
             failed_worker -> Nullable<Text>,
             aged_from -> Timestamptz,
             queued_at -> Timestamptz,
+            hint -> Nullable<Text>,
+            quarantined -> Nullable<Text>,
         }
     }
 

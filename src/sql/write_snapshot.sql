@@ -44,8 +44,8 @@ queue_drop AS (
 queue AS (
     INSERT INTO sayiir.tasks AS q
         (instance_id, position_kind, task_id, park_id, signal_name, wake_at,
-         completed, input_ready, priority, tags, retry_at, failed_worker, aged_from)
-    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27
+         completed, input_ready, priority, tags, retry_at, failed_worker, aged_from, hint)
+    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29
     FROM w
     WHERE $15
     ON CONFLICT (instance_id) DO UPDATE SET
@@ -61,6 +61,8 @@ queue AS (
         retry_at      = EXCLUDED.retry_at,
         failed_worker = EXCLUDED.failed_worker,
         aged_from     = EXCLUDED.aged_from,
+        hint          = EXCLUDED.hint,
+        quarantined   = NULL,
         queued_at     = now()
 ),
 wake AS (

@@ -6,6 +6,8 @@
 //! and queue rows**. Single-statement writes follow it too (the workflow row
 //! is the first row they touch).
 
+mod claim;
+pub use claim::MAINTENANCE_EVERY;
 mod signal;
 mod snapshot;
 mod task_result;
@@ -21,6 +23,8 @@ use crate::error::{Error, Result};
 /// A workflow row with its members' outputs, as [`crate::queries::LOAD_SNAPSHOT`] returns it.
 #[derive(diesel::QueryableByName)]
 pub(crate) struct StoredSnapshot {
+    #[diesel(sql_type = Text)]
+    pub instance_id: String,
     #[diesel(sql_type = Bytea)]
     pub snapshot: Vec<u8>,
     #[diesel(sql_type = Nullable<Text>)]

@@ -80,7 +80,7 @@ async fn delete_signal(
 /// Removes and returns the oldest buffered event for (instance, name).
 /// Concurrent consumers skip a head another one has locked, so no event is
 /// handed out twice.
-async fn pop_event(
+pub(crate) async fn pop_event(
     conn: &mut AsyncPgConnection,
     instance_id: &str,
     signal_name: &str,

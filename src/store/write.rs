@@ -11,7 +11,8 @@
 //!    rewritten);
 //! 3. append to `history` (when history is kept);
 //! 4. upsert or delete the instance's `tasks` row;
-//! 5. `pg_notify` when the result is dispatchable (delivered at commit).
+//! 5. `pg_notify` when the result is dispatchable (delivered at commit); the
+//!    hint is also kept on the queue row for claim releases and recovery.
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
@@ -191,11 +192,8 @@ pub(crate) async fn write_snapshot(
         .collect();
     let output_values: Vec<&[u8]> = write.outputs.iter().map(|(_, o)| o.as_ref()).collect();
     let queue = queue_row(snapshot);
-    let notify = if write.may_notify {
-        wakeup_payload(snapshot, queue.as_ref())
-    } else {
-        None
-    };
+    let hint = wakeup_payload(snapshot, queue.as_ref());
+    let notify = if write.may_notify { hint.clone() } else { None };
     let ready = input_ready(snapshot);
     let status: &str = snapshot.state.as_ref();
     let q = queue.as_ref();
@@ -228,6 +226,7 @@ pub(crate) async fn write_snapshot(
         .bind::<Nullable<Text>, _>(q.and_then(|q| q.failed_worker.clone()))
         .bind::<Timestamptz, _>(timestamp(snapshot.updated_at))
         .bind::<Nullable<Text>, _>(notify)
+        .bind::<Nullable<Text>, _>(hint)
         .get_result(conn)
         .await?;
     Ok(row.written > 0)

@@ -1,0 +1,2 @@
+ALTER TABLE sayiir.tasks DROP COLUMN quarantined;
+ALTER TABLE sayiir.tasks DROP COLUMN hint;

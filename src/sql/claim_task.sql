@@ -1,0 +1,31 @@
+WITH wf AS (
+    -- The row lock makes the check atomic with the owner's save: a claim
+    -- either waits for that save and sees the recorded output, or lands
+    -- before it while the owner's claim is still live.
+    SELECT instance_id,
+           status = 'InProgress'
+               AND current_task_id = $2
+               AND NOT ($2 = ANY (members)) AS runnable
+    FROM sayiir.workflows
+    WHERE instance_id = $1
+    FOR NO KEY UPDATE
+),
+claimed AS (
+    INSERT INTO sayiir.claims AS c (instance_id, task_id, worker_id, claimed_at, expires_at)
+    SELECT wf.instance_id, $2, $3, now(), now() + $4::float8 * interval '1 millisecond'
+    FROM wf
+    WHERE wf.runnable
+    ON CONFLICT (instance_id) DO UPDATE SET
+        task_id    = EXCLUDED.task_id,
+        worker_id  = EXCLUDED.worker_id,
+        claimed_at = EXCLUDED.claimed_at,
+        expires_at = EXCLUDED.expires_at
+    WHERE c.expires_at IS NOT NULL AND c.expires_at <= now()
+    RETURNING floor(extract(epoch FROM c.claimed_at))::int8 AS claimed_at,
+              floor(extract(epoch FROM c.expires_at))::int8 AS expires_at
+)
+SELECT EXISTS (SELECT 1 FROM wf) AS found,
+       claimed.claimed_at,
+       claimed.expires_at
+FROM (SELECT 1) AS one
+LEFT JOIN claimed ON true

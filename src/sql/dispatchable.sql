@@ -1,0 +1,11 @@
+q.position_kind = 'AtTask'
+      AND NOT q.completed
+      AND q.input_ready
+      AND q.quarantined IS NULL
+      AND (q.retry_at IS NULL OR q.retry_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = q.instance_id)
+      AND NOT EXISTS (
+          SELECT 1 FROM sayiir.claims AS c
+          WHERE c.instance_id = q.instance_id
+            AND (c.expires_at IS NULL OR c.expires_at > now())
+      )

@@ -1,0 +1,17 @@
+WITH gone AS (
+    DELETE FROM sayiir.claims
+    WHERE instance_id = $1 AND task_id = $2 AND worker_id = $3
+    RETURNING instance_id
+),
+wake AS (
+    -- The workflow may have become runnable while the claim blocked it.
+    SELECT pg_notify('sayiir_diesel_task_ready', q.hint)
+    FROM gone
+    JOIN sayiir.tasks AS q ON q.instance_id = gone.instance_id
+    WHERE q.hint IS NOT NULL
+      AND q.quarantined IS NULL
+      AND NOT EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = q.instance_id)
+)
+SELECT (SELECT count(*) FROM gone) AS matched,
+       (SELECT count(*) FROM wake) AS woke,
+       (SELECT c.worker_id FROM sayiir.claims AS c WHERE c.instance_id = $1) AS owner

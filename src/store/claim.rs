@@ -1,0 +1,497 @@
+//! `TaskClaimStore`: claims, the finder, hinted lookups and wakeups.
+//!
+//! | call | round trips |
+//! |---|---|
+//! | `claim_task` | 1 (locks the workflow row, checks position and recorded output, upserts the claim) |
+//! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable) |
+//! | `extend_task_claim` | 1 |
+//! | `find_available_tasks` | 1 (every rule in SQL before `LIMIT`, snapshots hydrated); plus, at most every [`MAINTENANCE_EVERY`], one query for due parks and stuck rows and one short transaction (4 round trips) per row it advances |
+//! | `find_hinted_task` | 1 |
+//! | `wait_for_wakeup` | 0 (the listener connection delivers) |
+//!
+//! **Each step runs once.** `claim_task` locks the workflow row in the claim
+//! statement and refuses a task whose output is already recorded, so a
+//! worker holding a stale `AvailableTask` cannot claim a task another worker
+//! has just finished (see SPEC 4.7). The crash window this closes (output
+//! saved, workflow not moved on) is recovered by the finder's maintenance:
+//! such a row with no live claim for [`Config::recovery_grace`] gets the
+//! task's membership removed, so a worker runs it once more.
+//!
+//! [`Config::recovery_grace`]: crate::Config::recovery_grace
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bytea, Double, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sayiir_core::TaskId;
+use sayiir_core::codec::SnapshotCodec;
+use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapshotState};
+use sayiir_core::task_claim::{AvailableTask, TaskClaim};
+use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
+
+use super::StoredSnapshot;
+use super::signal::{pop_event, resume_at_signal};
+use super::write::{Write, write_snapshot};
+use crate::DieselBackend;
+use crate::error::{Error, Result, check_id, check_text};
+use crate::queries::{
+    CLAIM_TASK, DUE_WORK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw,
+};
+use crate::schema::sayiir::{claims, tasks, workflows};
+
+/// Due parks and stuck rows are looked for at most this often per backend.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
+/// Rows advanced per maintenance pass, at most.
+const MAINTENANCE_BATCH: i64 = 64;
+
+#[derive(diesel::QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    found: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    claimed_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    expires_at: Option<i64>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct ClaimChange {
+    #[diesel(sql_type = BigInt)]
+    matched: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    owner: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = Text)]
+    instance_id: String,
+}
+
+fn millis(d: chrono::Duration) -> i64 {
+    d.num_milliseconds()
+}
+
+fn epoch(secs: i64) -> u64 {
+    u64::try_from(secs).unwrap_or(0)
+}
+
+fn claim_error(
+    instance_id: &str,
+    task_id: TaskId,
+    worker_id: &str,
+    owner: Option<String>,
+) -> Error {
+    match owner {
+        Some(owner) if owner != worker_id => {
+            Error::Conflict(format!("Claim owned by different worker: {owner}"))
+        }
+        _ => Error::NotFound(format!("{instance_id}:{task_id}")),
+    }
+}
+
+fn claim_backend_error(err: Error) -> BackendError {
+    match err {
+        Error::Conflict(msg) => BackendError::Backend(msg),
+        other => other.into(),
+    }
+}
+
+/// The input of the task a snapshot is at (SPEC 1.5).
+fn task_input(snapshot: &WorkflowSnapshot) -> Option<Bytes> {
+    match snapshot.get_all_task_results() {
+        Some(members) if !members.is_empty() => snapshot.get_last_task_output(),
+        _ => snapshot.initial_input.clone(),
+    }
+}
+
+impl<C> DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    async fn take_claim(
+        &self,
+        instance_id: &str,
+        task_id: TaskId,
+        worker_id: &str,
+        ttl: Option<chrono::Duration>,
+    ) -> Result<Option<TaskClaim>> {
+        check_id("instance id", instance_id)?;
+        check_text("worker id", worker_id)?;
+        let mut conn = self.conn().await?;
+        let row: ClaimRow = Raw::new(CLAIM_TASK)
+            .bind::<Text, _>(instance_id)
+            .bind::<Bytea, _>(task_id.as_bytes().as_slice())
+            .bind::<Text, _>(worker_id)
+            .bind::<Nullable<BigInt>, _>(ttl.map(millis))
+            .get_result(&mut conn)
+            .await?;
+        if !row.found {
+            return Err(Error::NotFound(format!("{instance_id}:{task_id}")));
+        }
+        Ok(row.claimed_at.map(|claimed_at| TaskClaim {
+            instance_id: Arc::from(instance_id),
+            task_id,
+            worker_id: worker_id.to_owned(),
+            claimed_at: epoch(claimed_at),
+            expires_at: row.expires_at.map(epoch),
+        }))
+    }
+
+    async fn change_claim(
+        &self,
+        sql: &'static str,
+        instance_id: &str,
+        task_id: TaskId,
+        worker_id: &str,
+        additional: Option<chrono::Duration>,
+    ) -> Result<()> {
+        check_id("instance id", instance_id)?;
+        check_text("worker id", worker_id)?;
+        let mut conn = self.conn().await?;
+        let row: ClaimChange = Raw::new(sql)
+            .bind::<Text, _>(instance_id)
+            .bind::<Bytea, _>(task_id.as_bytes().as_slice())
+            .bind::<Text, _>(worker_id)
+            .bind::<Nullable<BigInt>, _>(additional.map(millis))
+            .get_result(&mut conn)
+            .await?;
+        if row.matched > 0 {
+            Ok(())
+        } else {
+            Err(claim_error(instance_id, task_id, worker_id, row.owner))
+        }
+    }
+
+    /// One finder query, then hydration; rows that cannot be decoded are
+    /// quarantined and skipped.
+    async fn find_once(
+        &self,
+        worker_id: &str,
+        limit: i64,
+        aging_secs: f64,
+        worker_tags: &[String],
+    ) -> Result<Vec<AvailableTask>> {
+        let mut conn = self.conn().await?;
+        if self.inner.maintenance_due() {
+            self.maintain(&mut conn).await?;
+        }
+        let rows: Vec<StoredSnapshot> = Raw::new(FIND_TASKS)
+            .bind::<Text, _>(worker_id)
+            .bind::<Double, _>(aging_secs)
+            .bind::<Array<Text>, _>(worker_tags)
+            .bind::<BigInt, _>(limit)
+            .load(&mut conn)
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(task) = self.available(&mut conn, row).await? {
+                found.push(task);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Decodes a finder row into an `AvailableTask`, quarantining it when
+    /// its blob cannot be decoded.
+    async fn available(
+        &self,
+        conn: &mut AsyncPgConnection,
+        row: StoredSnapshot,
+    ) -> Result<Option<AvailableTask>> {
+        let instance_id = row.instance_id.clone();
+        match row.into_snapshot(&self.inner.codec) {
+            Ok(snapshot) => Ok(to_available(snapshot)),
+            Err(err) => {
+                self.quarantine(conn, &instance_id, &err).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Marks a queue row the finder must skip (its snapshot cannot be
+    /// decoded), logs and counts it. The next write of the workflow clears it.
+    async fn quarantine(
+        &self,
+        conn: &mut AsyncPgConnection,
+        instance_id: &str,
+        err: &Error,
+    ) -> Result<()> {
+        self.inner
+            .metrics
+            .quarantined
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(instance_id, error = %err, "skipping a workflow whose snapshot cannot be decoded");
+        diesel::update(tasks::table.find(instance_id))
+            .set(tasks::quarantined.eq(err.to_string()))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Advances due parks and recovers rows stuck at a completed task.
+    async fn maintain(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        let grace = self.inner.recovery_grace.as_secs_f64() * 1000.0;
+        let due: Vec<DueRow> = Raw::new(DUE_WORK)
+            .bind::<Double, _>(grace)
+            .bind::<BigInt, _>(MAINTENANCE_BATCH)
+            .load(conn)
+            .await?;
+        for row in due {
+            match self.advance(conn, &row.instance_id).await {
+                Ok(()) => {}
+                Err(Error::Codec(msg)) => {
+                    let err = Error::Codec(msg);
+                    self.quarantine(conn, &row.instance_id, &err).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One short transaction: lock the row (skipping it when another
+    /// session holds it), re-check under the lock, move it on, notify.
+    async fn advance(&self, conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
+        let codec = &self.inner.codec;
+        let keep_history = self.inner.keep_history;
+        let metrics = &self.inner.metrics;
+        conn.transaction(async |conn| {
+            let locked: Option<(String, Vec<u8>, Option<String>)> = workflows::table
+                .find(instance_id)
+                .select((workflows::status, workflows::snapshot, workflows::trace_parent))
+                .for_no_key_update()
+                .skip_locked()
+                .get_result(conn)
+                .await
+                .optional()?;
+            let Some((status, blob, trace_parent)) = locked else {
+                return Ok(());
+            };
+            if status != "InProgress" {
+                return Ok(());
+            }
+            let mut snapshot = crate::codec::decode(codec, &blob)?;
+            snapshot.trace_parent = trace_parent;
+            let now = chrono::Utc::now();
+            let WorkflowSnapshotState::InProgress { position, completed_tasks, .. } = &snapshot.state else {
+                return Ok(());
+            };
+            let outputs: Vec<(TaskId, Bytes)> = match position.clone() {
+                ExecutionPosition::AtDelay { delay_id, wake_at, next_task_id, .. } if wake_at <= now => {
+                    if let Some(task_id) = next_task_id {
+                        snapshot.update_position(ExecutionPosition::AtTask { task_id });
+                    } else {
+                        // Outputs are stripped in the blob: read the stored one.
+                        let out = if completed_tasks.contains_key(&delay_id) {
+                            stored_output(conn, instance_id, delay_id).await?
+                        } else {
+                            None
+                        };
+                        snapshot.mark_completed(out.unwrap_or_default());
+                    }
+                    Vec::new()
+                }
+                ExecutionPosition::AtSignal { signal_name, wake_at, .. } => {
+                    match pop_event(conn, instance_id, &signal_name).await? {
+                        Some(payload) => resume_at_signal(&mut snapshot, Bytes::from(payload)),
+                        None if wake_at.is_some_and(|w| w <= now) => {
+                            resume_at_signal(&mut snapshot, Bytes::new())
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
+                    let live: i64 = claims::table
+                        .filter(claims::instance_id.eq(instance_id))
+                        .filter(claims::expires_at.is_null().or(claims::expires_at.gt(diesel::dsl::now)))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if live > 0 {
+                        return Ok(());
+                    }
+                    snapshot.remove_task_result(&task_id);
+                    metrics.recovered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(instance_id, %task_id, "recovering a workflow left at a completed task (crash after the output was saved); the task runs once more");
+                    Vec::new()
+                }
+                _ => return Ok(()),
+            };
+            metrics.advanced.fetch_add(1, Ordering::Relaxed);
+            snapshot.strip_task_outputs();
+            let blob = crate::codec::encode(codec, &snapshot)?;
+            let write = Write { blob, outputs: &outputs, may_notify: true, keep_history };
+            write_snapshot(conn, &snapshot, write).await.map(drop)
+        })
+        .await
+    }
+
+    /// `find_available_tasks` with transient failures retried (capped
+    /// back-off, logged) so that a database hiccup never ends a worker.
+    async fn find_tasks(
+        &self,
+        worker_id: &str,
+        limit: usize,
+        aging: chrono::Duration,
+        worker_tags: &[String],
+    ) -> Result<Vec<AvailableTask>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        check_text("worker id", worker_id)?;
+        for tag in worker_tags {
+            check_text("worker tag", tag)?;
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        #[allow(clippy::cast_precision_loss)]
+        let aging_secs = (aging.num_milliseconds() as f64 / 1000.0).max(1.0);
+        let mut delay = Duration::from_millis(50);
+        let started = Instant::now();
+        loop {
+            match self
+                .find_once(worker_id, limit, aging_secs, worker_tags)
+                .await
+            {
+                Err(e) if e.is_transient() => {
+                    self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, ?delay, elapsed = ?started.elapsed(), "find_available_tasks: transient failure, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
+        if hint.instance_id.is_empty() || hint.instance_id.contains('\0') {
+            return Ok(None);
+        }
+        let mut conn = self.conn().await?;
+        let row: Option<StoredSnapshot> = Raw::new(FIND_HINTED)
+            .bind::<Text, _>(hint.instance_id.as_str())
+            .bind::<Bytea, _>(hint.task_id.as_slice())
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        match row {
+            Some(row) => self.available(&mut conn, row).await,
+            None => Ok(None),
+        }
+    }
+}
+
+async fn stored_output(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    task_id: TaskId,
+) -> Result<Option<Bytes>> {
+    use crate::schema::sayiir::task_outputs;
+    Ok(task_outputs::table
+        .find((instance_id, task_id.as_bytes().to_vec()))
+        .select(task_outputs::output)
+        .first::<Vec<u8>>(conn)
+        .await
+        .optional()?
+        .map(Bytes::from))
+}
+
+fn to_available(snapshot: WorkflowSnapshot) -> Option<AvailableTask> {
+    let task_id = snapshot.current_task_id()?;
+    let input = task_input(&snapshot)?;
+    Some(AvailableTask {
+        instance_id: Arc::clone(&snapshot.instance_id),
+        task_id,
+        input,
+        workflow_definition_hash: snapshot.definition_hash,
+        trace_parent: snapshot.trace_parent.clone(),
+        snapshot: Arc::new(snapshot),
+    })
+}
+
+impl<C> TaskClaimStore for DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    async fn claim_task(
+        &self,
+        instance_id: &str,
+        task_id: &TaskId,
+        worker_id: &str,
+        ttl: Option<chrono::Duration>,
+    ) -> Result<Option<TaskClaim>, BackendError> {
+        Ok(self
+            .take_claim(instance_id, *task_id, worker_id, ttl)
+            .await?)
+    }
+
+    async fn release_task_claim(
+        &self,
+        instance_id: &str,
+        task_id: &TaskId,
+        worker_id: &str,
+    ) -> Result<(), BackendError> {
+        self.change_claim(RELEASE_CLAIM, instance_id, *task_id, worker_id, None)
+            .await
+            .map_err(claim_backend_error)
+    }
+
+    async fn extend_task_claim(
+        &self,
+        instance_id: &str,
+        task_id: &TaskId,
+        worker_id: &str,
+        additional_duration: chrono::Duration,
+    ) -> Result<(), BackendError> {
+        self.change_claim(
+            EXTEND_CLAIM,
+            instance_id,
+            *task_id,
+            worker_id,
+            Some(additional_duration),
+        )
+        .await
+        .map_err(claim_backend_error)
+    }
+
+    async fn find_available_tasks(
+        &self,
+        worker_id: &str,
+        limit: usize,
+        aging_interval: chrono::Duration,
+        worker_tags: &[String],
+    ) -> Result<Vec<AvailableTask>, BackendError> {
+        Ok(self
+            .find_tasks(worker_id, limit, aging_interval, worker_tags)
+            .await?)
+    }
+
+    async fn wait_for_wakeup(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<TaskWakeupHint>, BackendError> {
+        Ok(self.inner.wakeup.wait(timeout).await)
+    }
+
+    async fn find_hinted_task(
+        &self,
+        hint: &TaskWakeupHint,
+    ) -> Result<Option<AvailableTask>, BackendError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.find_hinted(hint).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "find_hinted_task: transient failure, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! TaskClaimStore against a real PostgreSQL (SPEC 4, 8 D/E/G).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use sayiir_core::snapshot::{ExecutionPosition, SignalKind};
+use sayiir_persistence::{
+    BackendError, SignalStore, SnapshotStore, TaskClaimStore, TaskWakeupHint,
+};
+
+fn ttl(secs: i64) -> Option<chrono::Duration> {
+    Some(chrono::Duration::seconds(secs))
+}
+
+fn policy() -> sayiir_core::task::RetryPolicy {
+    sayiir_core::task::RetryPolicy {
+        max_retries: 3,
+        initial_delay: Duration::from_secs(1),
+        backoff_multiplier: 2.0,
+        max_delay: None,
+    }
+}
+
+fn aging() -> chrono::Duration {
+    chrono::Duration::seconds(300)
+}
+
+async fn found(b: &Backend, worker: &str, tags: &[String]) -> Vec<String> {
+    b.find_available_tasks(worker, 10, aging(), tags)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.instance_id.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn claims_are_exclusive_expire_and_check_the_worker() {
+    let (_db, b) = backend().await;
+    b.save_snapshot(&mut at_task("wf", "task-1")).await.unwrap();
+    let c = b
+        .claim_task("wf", &tid("task-1"), "w1", ttl(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.worker_id, "w1");
+    assert_eq!(c.task_id, tid("task-1"));
+    assert!(c.expires_at.unwrap() >= c.claimed_at + 59);
+    assert!(
+        b.claim_task("wf", &tid("task-1"), "w2", ttl(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.claim_task("wf", &tid("task-1"), "w1", ttl(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "not re-entrant"
+    );
+    // Wrong worker: Backend; wrong task or nothing: NotFound.
+    assert!(
+        matches!(b.release_task_claim("wf", &tid("task-1"), "w2").await,
+        Err(BackendError::Backend(m)) if m.contains("different worker: w1"))
+    );
+    assert!(matches!(
+        b.extend_task_claim("wf", &tid("task-1"), "w2", chrono::Duration::seconds(5))
+            .await,
+        Err(BackendError::Backend(_))
+    ));
+    assert!(matches!(
+        b.release_task_claim("wf", &tid("other"), "w1").await,
+        Err(BackendError::NotFound(_))
+    ));
+    // Extend adds to the current expiry.
+    b.extend_task_claim("wf", &tid("task-1"), "w1", chrono::Duration::seconds(300))
+        .await
+        .unwrap();
+    b.release_task_claim("wf", &tid("task-1"), "w1")
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.release_task_claim("wf", &tid("task-1"), "w1").await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.extend_task_claim("wf", &tid("task-1"), "w1", chrono::Duration::seconds(1))
+            .await,
+        Err(BackendError::NotFound(_))
+    ));
+    // Released: another worker claims. A 1 s claim is taken over after it expires.
+    assert!(
+        b.claim_task("wf", &tid("task-1"), "w2", ttl(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        b.claim_task("wf", &tid("task-1"), "w3", ttl(60))
+            .await
+            .unwrap()
+            .is_some(),
+        "takeover"
+    );
+    // Missing workflow: NotFound; wrong position: None.
+    assert!(
+        matches!(b.claim_task("missing", &tid("t"), "w", None).await,
+        Err(BackendError::NotFound(m)) if m.starts_with("missing:"))
+    );
+    b.save_snapshot(&mut at_task("other", "a")).await.unwrap();
+    assert!(
+        b.claim_task("other", &tid("b"), "w", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // No TTL never expires, and extending keeps it so.
+    let c = b
+        .claim_task("other", &tid("a"), "w", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.expires_at.is_none());
+    b.extend_task_claim("other", &tid("a"), "w", chrono::Duration::seconds(5))
+        .await
+        .unwrap();
+    assert!(
+        b.claim_task("other", &tid("a"), "x", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_task_whose_output_is_recorded_is_neither_offered_nor_claimed() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "last");
+    b.save_snapshot(&mut s).await.unwrap();
+    s.mark_task_completed(tid("last"), Bytes::from_static(b"done"));
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(
+        b.claim_task("wf", &tid("last"), "w", ttl(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(found(&b, "w", &[]).await.is_empty());
+}
+
+#[tokio::test]
+async fn finder_applies_every_rule_before_limit() {
+    let (_db, b) = backend().await;
+    // Thousands of ineligible rows sort ahead of one runnable task.
+    for i in 0..2000 {
+        let mut s = at_task(&format!("blocked-{i:04}"), "a");
+        s.task_priority = Some(1);
+        s.mark_task_completed(tid("a"), Bytes::from_static(b"x"));
+        b.save_snapshot(&mut s).await.unwrap();
+    }
+    let mut runnable = at_task("runnable", "a");
+    runnable.task_priority = Some(5);
+    b.save_snapshot(&mut runnable).await.unwrap();
+    let got = b.find_available_tasks("w", 1, aging(), &[]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(&*got[0].instance_id, "runnable");
+    assert_eq!(got[0].input.as_ref(), b"in");
+    assert!(
+        b.find_available_tasks("w", 0, aging(), &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn finder_skips_signals_claims_finished_and_matches_tags() {
+    let (_db, b) = backend().await;
+    b.save_snapshot(&mut at_task("plain", "a")).await.unwrap();
+    b.save_snapshot(&mut at_task("cancel-pending", "a"))
+        .await
+        .unwrap();
+    b.store_signal("cancel-pending", SignalKind::Cancel, request("r", "u"))
+        .await
+        .unwrap();
+    b.save_snapshot(&mut at_task("claimed", "a")).await.unwrap();
+    b.claim_task("claimed", &tid("a"), "w0", ttl(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut done = at_task("done", "a");
+    done.mark_completed(Bytes::new());
+    b.save_snapshot(&mut done).await.unwrap();
+    let mut gpu = at_task("gpu", "a");
+    gpu.task_tags = vec!["gpu".into()];
+    b.save_snapshot(&mut gpu).await.unwrap();
+    let mut cuda = at_task("gpu-cuda", "a");
+    cuda.task_tags = vec!["gpu".into(), "cuda".into()];
+    b.save_snapshot(&mut cuda).await.unwrap();
+
+    let mut all = found(&b, "w", &[]).await;
+    all.sort();
+    assert_eq!(all, ["gpu", "gpu-cuda", "plain"]);
+    let mut g = found(&b, "w", &["gpu".into()]).await;
+    g.sort();
+    assert_eq!(
+        g,
+        ["gpu", "plain"],
+        "a tagged worker also sees untagged tasks"
+    );
+    let mut gcf = found(&b, "w", &["gpu".into(), "cuda".into(), "fast".into()]).await;
+    gcf.sort();
+    assert_eq!(gcf, ["gpu", "gpu-cuda", "plain"]);
+    assert_eq!(found(&b, "w", &["tpu".into()]).await, ["plain"]);
+}
+
+#[tokio::test]
+async fn priority_aging_and_worker_bias_order_the_result() {
+    let (_db, b) = backend().await;
+    for (id, p) in [("p5", 5u8), ("p1", 1), ("p3", 3)] {
+        let mut s = at_task(id, "a");
+        s.task_priority = Some(p);
+        b.save_snapshot(&mut s).await.unwrap();
+    }
+    assert_eq!(found(&b, "w", &[]).await, ["p1", "p3", "p5"]);
+    // Aging: a priority-5 task ten minutes old beats a fresh priority-1 at 60 s aging.
+    let mut old = at_task("old-p5", "a");
+    old.task_priority = Some(5);
+    old.updated_at -= 600;
+    b.save_snapshot(&mut old).await.unwrap();
+    let got = b
+        .find_available_tasks("w", 10, chrono::Duration::seconds(60), &[])
+        .await
+        .unwrap();
+    assert_eq!(&*got[0].instance_id, "old-p5");
+    // Zero and MAX aging do not panic.
+    b.find_available_tasks("w", 10, chrono::Duration::zero(), &[])
+        .await
+        .unwrap();
+    b.find_available_tasks("w", 10, chrono::Duration::MAX, &[])
+        .await
+        .unwrap();
+    // Soft bias: the task that last failed on this worker goes last.
+    let mut failed = at_task("failed-here", "a");
+    failed.task_priority = Some(1);
+    failed.record_retry(tid("a"), &policy(), "boom", Some("w"));
+    failed
+        .task_retries
+        .get_mut(&tid("a"))
+        .unwrap()
+        .next_retry_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    b.save_snapshot(&mut failed).await.unwrap();
+    let order = found(&b, "w", &[]).await;
+    assert_eq!(order.last().map(String::as_str), Some("failed-here"));
+    assert_eq!(
+        found(&b, "other", &[]).await.first().map(String::as_str),
+        Some("failed-here")
+    );
+}
+
+#[tokio::test]
+async fn retry_back_off_is_respected() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "a");
+    s.record_retry(tid("a"), &policy(), "boom", Some("w"));
+    s.task_retries.get_mut(&tid("a")).unwrap().next_retry_at =
+        chrono::Utc::now() + chrono::Duration::seconds(60);
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(found(&b, "x", &[]).await.is_empty());
+    let hint = TaskWakeupHint {
+        instance_id: "wf".into(),
+        task_id: *tid("a").as_bytes(),
+        definition_hash: *def_hash().as_bytes(),
+        tags: vec![],
+    };
+    assert!(
+        b.find_hinted_task(&hint).await.unwrap().is_none(),
+        "hinted lookups respect back-off too"
+    );
+}
+
+#[tokio::test]
+async fn due_delays_and_signals_are_advanced_by_the_finder() {
+    let (_db, b) = backend().await;
+    let mut d = at_task("delay", "a");
+    d.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
+    d.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("d"),
+        entered_at: chrono::Utc::now() - chrono::Duration::seconds(10),
+        wake_at: chrono::Utc::now() - chrono::Duration::seconds(1),
+        next_task_id: Some(tid("next")),
+    });
+    b.save_snapshot(&mut d).await.unwrap();
+    let mut future = d.clone();
+    future.instance_id = "future".into();
+    future.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("d"),
+        entered_at: chrono::Utc::now(),
+        wake_at: chrono::Utc::now() + chrono::Duration::seconds(60),
+        next_task_id: Some(tid("next")),
+    });
+    b.save_snapshot(&mut future).await.unwrap();
+    let mut last = d.clone();
+    last.instance_id = "last-delay".into();
+    last.mark_task_completed(tid("d"), Bytes::from_static(b"pass"));
+    last.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("d"),
+        entered_at: chrono::Utc::now(),
+        wake_at: chrono::Utc::now() - chrono::Duration::seconds(1),
+        next_task_id: None,
+    });
+    b.save_snapshot(&mut last).await.unwrap();
+    b.save_snapshot(&mut at_signal("sig", "s", "go", Some("after")))
+        .await
+        .unwrap();
+    b.send_event("sig", "other", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let mut timed = at_signal("timed", "s", "go", Some("after"));
+    timed.update_position(ExecutionPosition::AtSignal {
+        signal_id: tid("s"),
+        signal_name: "go".into(),
+        wake_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        next_task_id: Some(tid("after")),
+    });
+    b.save_snapshot(&mut timed).await.unwrap();
+
+    let mut got = found(&b, "w", &[]).await;
+    got.sort();
+    assert_eq!(got, ["delay", "timed"]);
+    let s = b.load_snapshot("delay").await.unwrap();
+    assert_eq!(s.current_task_id(), Some(tid("next")));
+    assert_eq!(
+        b.load_snapshot("last-delay")
+            .await
+            .unwrap()
+            .final_output_bytes()
+            .as_deref(),
+        Some(&b"pass"[..])
+    );
+    assert!(
+        b.load_snapshot("future")
+            .await
+            .unwrap()
+            .current_task_id()
+            .is_none()
+    );
+    let t = b.load_snapshot("timed").await.unwrap();
+    assert_eq!(t.get_task_result_bytes(&tid("s")), Some(Bytes::new()));
+}
+
+#[tokio::test]
+async fn wakeups_arrive_fast_and_quiet_waits_time_out() {
+    let (db, b) = backend().await;
+    let other = Backend::connect(db.url()).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        b.wait_for_wakeup(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(280) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            (
+                b.wait_for_wakeup(Duration::from_secs(5)).await.unwrap(),
+                t.elapsed(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut s = sayiir_core::snapshot::WorkflowSnapshot::new("wf", def_hash());
+    s.update_position(ExecutionPosition::AtTask { task_id: tid("a") });
+    let sent = Instant::now();
+    other.save_snapshot(&mut s).await.unwrap();
+    let (hint, _) = waiter.await.unwrap();
+    let latency = sent.elapsed();
+    let hint = hint.expect("a hint");
+    assert_eq!(hint.instance_id, "wf");
+    assert_eq!(hint.task_id, *tid("a").as_bytes());
+    assert_eq!(hint.definition_hash, *def_hash().as_bytes());
+    assert!(latency < Duration::from_millis(500), "woken in {latency:?}");
+
+    // Hinted lookup: Some when runnable, None at another task or under a no-TTL claim.
+    b.save_snapshot(&mut at_task("h", "a")).await.unwrap();
+    let mut h = TaskWakeupHint {
+        instance_id: "h".into(),
+        task_id: *tid("a").as_bytes(),
+        definition_hash: *def_hash().as_bytes(),
+        tags: vec![],
+    };
+    assert!(b.find_hinted_task(&h).await.unwrap().is_some());
+    h.task_id = *tid("b").as_bytes();
+    assert!(b.find_hinted_task(&h).await.unwrap().is_none());
+    h.task_id = *tid("a").as_bytes();
+    b.claim_task("h", &tid("a"), "w", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.find_hinted_task(&h).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn listener_reconnects_after_its_connection_is_killed() {
+    use diesel_async::RunQueryDsl;
+    let (db, b) = backend().await;
+    let mut admin = raw_conn(&db).await;
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The reconnect itself wakes a waiter (hints may have been missed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.metrics().listener_reconnects == 0 {
+        assert!(Instant::now() < deadline, "listener did not reconnect");
+        b.wait_for_wakeup(Duration::from_millis(200)).await.unwrap();
+    }
+    // Wakeups resume.
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait_for_wakeup(Duration::from_secs(5)).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.save_snapshot(&mut at_task("after", "a")).await.unwrap();
+    let hint = waiter.await.unwrap().expect("hint after reconnect");
+    assert_eq!(hint.instance_id, "after");
+}
+
+#[tokio::test]
+async fn an_undecodable_row_is_skipped_not_fatal() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use sayiir_diesel::schema::sayiir::{tasks, workflows};
+    let (db, b) = backend().await;
+    b.save_snapshot(&mut at_task("bad", "a")).await.unwrap();
+    b.save_snapshot(&mut at_task("good", "a")).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+    diesel::update(workflows::table.find("bad"))
+        .set(workflows::snapshot.eq(b"legacy json".to_vec()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(found(&b, "w", &[]).await, ["good"]);
+    assert_eq!(b.metrics().quarantined, 1);
+    let q: Option<String> = tasks::table
+        .find("bad")
+        .select(tasks::quarantined)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert!(q.unwrap().contains("codec"));
+    assert_eq!(
+        found(&b, "w", &[]).await,
+        ["good"],
+        "not retried on every poll"
+    );
+}
