@@ -26,27 +26,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Double, Nullable, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
-use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapshotState};
+use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
 use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
 use super::StoredSnapshot;
-use super::signal::{pop_event, resume_at_signal};
-use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_id, check_text};
-use crate::queries::{
-    CLAIM_TASK, DUE_WORK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw,
-};
-use crate::schema::sayiir::{claims, tasks, workflows};
+use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw};
+use crate::schema::sayiir::tasks;
 
 /// Due parks and stuck rows are looked for at most this often per backend.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
-/// Rows advanced per maintenance pass, at most.
-const MAINTENANCE_BATCH: i64 = 64;
 
 #[derive(diesel::QueryableByName)]
 struct ClaimRow {
@@ -64,12 +58,6 @@ struct ClaimChange {
     matched: i64,
     #[diesel(sql_type = Nullable<Text>)]
     owner: Option<String>,
-}
-
-#[derive(diesel::QueryableByName)]
-struct DueRow {
-    #[diesel(sql_type = Text)]
-    instance_id: String,
 }
 
 fn millis(d: chrono::Duration) -> i64 {
@@ -215,7 +203,7 @@ where
 
     /// Marks a queue row the finder must skip (its snapshot cannot be
     /// decoded), logs and counts it. The next write of the workflow clears it.
-    async fn quarantine(
+    pub(super) async fn quarantine(
         &self,
         conn: &mut AsyncPgConnection,
         instance_id: &str,
@@ -231,104 +219,6 @@ where
             .execute(conn)
             .await?;
         Ok(())
-    }
-
-    /// Advances due parks and recovers rows stuck at a completed task.
-    async fn maintain(&self, conn: &mut AsyncPgConnection) -> Result<()> {
-        let grace = self.inner.recovery_grace.as_secs_f64() * 1000.0;
-        let due: Vec<DueRow> = Raw::new(DUE_WORK)
-            .bind::<Double, _>(grace)
-            .bind::<BigInt, _>(MAINTENANCE_BATCH)
-            .load(conn)
-            .await?;
-        for row in due {
-            match self.advance(conn, &row.instance_id).await {
-                Ok(()) => {}
-                Err(Error::Codec(msg)) => {
-                    let err = Error::Codec(msg);
-                    self.quarantine(conn, &row.instance_id, &err).await?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// One short transaction: lock the row (skipping it when another
-    /// session holds it), re-check under the lock, move it on, notify.
-    async fn advance(&self, conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
-        let codec = &self.inner.codec;
-        let keep_history = self.inner.keep_history;
-        let metrics = &self.inner.metrics;
-        conn.transaction(async |conn| {
-            let locked: Option<(String, Vec<u8>, Option<String>)> = workflows::table
-                .find(instance_id)
-                .select((workflows::status, workflows::snapshot, workflows::trace_parent))
-                .for_no_key_update()
-                .skip_locked()
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some((status, blob, trace_parent)) = locked else {
-                return Ok(());
-            };
-            if status != "InProgress" {
-                return Ok(());
-            }
-            let mut snapshot = crate::codec::decode(codec, &blob)?;
-            snapshot.trace_parent = trace_parent;
-            let now = chrono::Utc::now();
-            let WorkflowSnapshotState::InProgress { position, completed_tasks, .. } = &snapshot.state else {
-                return Ok(());
-            };
-            let outputs: Vec<(TaskId, Bytes)> = match position.clone() {
-                ExecutionPosition::AtDelay { delay_id, wake_at, next_task_id, .. } if wake_at <= now => {
-                    if let Some(task_id) = next_task_id {
-                        snapshot.update_position(ExecutionPosition::AtTask { task_id });
-                    } else {
-                        // Outputs are stripped in the blob: read the stored one.
-                        let out = if completed_tasks.contains_key(&delay_id) {
-                            stored_output(conn, instance_id, delay_id).await?
-                        } else {
-                            None
-                        };
-                        snapshot.mark_completed(out.unwrap_or_default());
-                    }
-                    Vec::new()
-                }
-                ExecutionPosition::AtSignal { signal_name, wake_at, .. } => {
-                    match pop_event(conn, instance_id, &signal_name).await? {
-                        Some(payload) => resume_at_signal(&mut snapshot, Bytes::from(payload)),
-                        None if wake_at.is_some_and(|w| w <= now) => {
-                            resume_at_signal(&mut snapshot, Bytes::new())
-                        }
-                        None => return Ok(()),
-                    }
-                }
-                ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
-                    let live: i64 = claims::table
-                        .filter(claims::instance_id.eq(instance_id))
-                        .filter(claims::expires_at.is_null().or(claims::expires_at.gt(diesel::dsl::now)))
-                        .count()
-                        .get_result(conn)
-                        .await?;
-                    if live > 0 {
-                        return Ok(());
-                    }
-                    snapshot.remove_task_result(&task_id);
-                    metrics.recovered.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(instance_id, %task_id, "recovering a workflow left at a completed task (crash after the output was saved); the task runs once more");
-                    Vec::new()
-                }
-                _ => return Ok(()),
-            };
-            metrics.advanced.fetch_add(1, Ordering::Relaxed);
-            snapshot.strip_task_outputs();
-            let blob = crate::codec::encode(codec, &snapshot)?;
-            let write = Write { blob, outputs: &outputs, may_notify: true, keep_history };
-            write_snapshot(conn, &snapshot, write).await.map(drop)
-        })
-        .await
     }
 
     /// `find_available_tasks` with transient failures retried (capped
@@ -384,21 +274,6 @@ where
             None => Ok(None),
         }
     }
-}
-
-async fn stored_output(
-    conn: &mut AsyncPgConnection,
-    instance_id: &str,
-    task_id: TaskId,
-) -> Result<Option<Bytes>> {
-    use crate::schema::sayiir::task_outputs;
-    Ok(task_outputs::table
-        .find((instance_id, task_id.as_bytes().to_vec()))
-        .select(task_outputs::output)
-        .first::<Vec<u8>>(conn)
-        .await
-        .optional()?
-        .map(Bytes::from))
 }
 
 fn to_available(snapshot: WorkflowSnapshot) -> Option<AvailableTask> {
