@@ -135,3 +135,80 @@ async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
     }
     assert_eq!(b.metrics().recovered, 0, "no recovery in a healthy run");
 }
+
+static HICCUP_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_survive_connections_killed_under_them() {
+    use diesel_async::RunQueryDsl;
+    let db = test_db().await;
+    // A save that dies with its connection can leave a workflow in the
+    // crash window; recover it quickly here.
+    let b = Backend::builder(db.url())
+        .recovery_grace(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let ctx = WorkflowContext::new("hiccup", Arc::new(JsonCodec), Arc::new(()));
+    let wf = Arc::new(
+        WorkflowBuilder::new(ctx)
+            .then("h1", |x: u64| async move { Ok(x + 1) })
+            .then("h2", |x: u64| async move {
+                HICCUP_RUNS.fetch_add(1, SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(x + 1)
+            })
+            .build()
+            .unwrap(),
+    );
+    let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            PooledWorker::new(format!("hw{i}"), b.clone(), TaskRegistry::new())
+                .with_claim_ttl(Some(Duration::from_secs(3)))
+                .with_batch_size(NonZeroUsize::new(4).unwrap())
+                .spawn(Duration::from_millis(100), registry.clone())
+        })
+        .collect();
+    let client = WorkflowClient::new(b.clone());
+    for i in 0..60u64 {
+        client.submit(&*wf, &format!("h{i}"), i).await.unwrap();
+    }
+    // Kill every other session on the database, a bounded number of times.
+    let mut admin = raw_conn(&db).await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    for i in 0..60u64 {
+        let id = format!("h{i}");
+        loop {
+            // The client's own calls may hit a dead pooled connection once.
+            if let Ok(WorkflowStatus::Completed) = client.status(&id).await {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} did not complete");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "hiccup: all done after {:?}; {:?}",
+        started.elapsed(),
+        b.metrics()
+    );
+    assert!(b.metrics().listener_reconnects >= 1, "{:?}", b.metrics());
+    for w in &workers {
+        w.shutdown();
+    }
+    for w in &workers {
+        w.join().await.expect("no worker loop ended on an error");
+    }
+}

@@ -13,6 +13,12 @@
 //!   was before `t` completed (read from `history`), so a worker runs `t`
 //!   once more and the runtime's normal path finishes the workflow.
 //!
+//! * A cancel or pause request pending on an instance no worker holds
+//!   (SPEC 3.10: workers only apply requests after claiming, and the finder
+//!   never offers an instance with a pending request, so neither reference
+//!   backend ever applies it): applied here, cancel first, exactly as
+//!   `check_and_cancel` / `check_and_pause` would.
+//!
 //! Each row is one short transaction: lock it with `SKIP LOCKED`, re-check
 //! under the lock, write through the shared write path (which notifies).
 //! Cost: one query for due rows, then 4–6 round trips per advanced row.
@@ -27,9 +33,11 @@ use diesel::sql_types::{BigInt, Double, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
-use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshotState};
+use sayiir_core::snapshot::{ExecutionPosition, SignalKind, WorkflowSnapshotState};
 
-use super::signal::{pop_event, resume_at_signal};
+use super::signal::{
+    apply_request, delete_signal, pop_event, read_signal, resume_at_signal, to_request,
+};
 use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
 use crate::error::{Error, Result};
@@ -95,6 +103,22 @@ where
             }
             let mut snapshot = crate::codec::decode(codec, &blob)?;
             snapshot.trace_parent = trace_parent;
+            // A pending request nobody applies (no worker holds the instance):
+            // apply it here, cancel first, as a worker would at a task boundary.
+            for kind in [SignalKind::Cancel, SignalKind::Pause] {
+                if let Some(fields) = read_signal(conn, instance_id, kind).await? {
+                    let at = snapshot.current_task_id();
+                    apply_request(&mut snapshot, kind, to_request(fields), at);
+                    snapshot.strip_task_outputs();
+                    let blob = crate::codec::encode(codec, &snapshot)?;
+                    let write = Write { blob, outputs: &[], may_notify: false, keep_history };
+                    write_snapshot(conn, &snapshot, write).await?;
+                    delete_signal(conn, instance_id, kind).await?;
+                    metrics.advanced.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(instance_id, kind = kind.as_ref(), "applied a pending request to an unclaimed workflow");
+                    return Ok(());
+                }
+            }
             let now = chrono::Utc::now();
             let WorkflowSnapshotState::InProgress { position, completed_tasks, .. } = &snapshot.state else {
                 return Ok(());

@@ -41,7 +41,7 @@ use crate::schema::sayiir::{events, signals};
 /// A stored signal row's request fields.
 type SignalFields = (Option<String>, Option<String>, DateTime<Utc>);
 
-fn to_request((reason, requested_by, requested_at): SignalFields) -> SignalRequest {
+pub(super) fn to_request((reason, requested_by, requested_at): SignalFields) -> SignalRequest {
     SignalRequest {
         reason,
         requested_by,
@@ -49,7 +49,7 @@ fn to_request((reason, requested_by, requested_at): SignalFields) -> SignalReque
     }
 }
 
-async fn read_signal(
+pub(super) async fn read_signal(
     conn: &mut AsyncPgConnection,
     instance_id: &str,
     kind: SignalKind,
@@ -66,7 +66,7 @@ async fn read_signal(
         .optional()?)
 }
 
-async fn delete_signal(
+pub(super) async fn delete_signal(
     conn: &mut AsyncPgConnection,
     instance_id: &str,
     kind: SignalKind,
@@ -274,17 +274,9 @@ where
             if status != "InProgress" {
                 return Ok(false);
             }
-            let request = to_request(fields);
             let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
             snapshot.trace_parent = trace_parent;
-            match kind {
-                SignalKind::Cancel => snapshot.mark_cancelled(
-                    request.reason,
-                    request.requested_by,
-                    interrupted_at_task,
-                ),
-                SignalKind::Pause => snapshot.mark_paused(&PauseRequest::from(request)),
-            }
+            apply_request(&mut snapshot, kind, to_request(fields), interrupted_at_task);
             let blob = self.encode_stripped(&mut snapshot)?;
             write_snapshot(conn, &snapshot, self.write_opts(blob, &[], false)).await?;
             delete_signal(conn, instance_id, kind).await?;
@@ -375,6 +367,21 @@ where
         Ok(pop_event(&mut conn, instance_id, signal_name)
             .await?
             .map(Bytes::from))
+    }
+}
+
+/// The state change a cancel or pause request makes at a task boundary.
+pub(super) fn apply_request(
+    snapshot: &mut WorkflowSnapshot,
+    kind: SignalKind,
+    request: SignalRequest,
+    interrupted_at_task: Option<TaskId>,
+) {
+    match kind {
+        SignalKind::Cancel => {
+            snapshot.mark_cancelled(request.reason, request.requested_by, interrupted_at_task);
+        }
+        SignalKind::Pause => snapshot.mark_paused(&PauseRequest::from(request)),
     }
 }
 
