@@ -1,5 +1,7 @@
 //! Statements the Diesel DSL cannot express (data-modifying CTEs, lateral
-//! aggregates). Each lives in a `.sql` file under `src/sql/`, numbered
+//! aggregates). Each lives in `.sql` files under `src/sql/` (shared pieces,
+//! such as the hydrating join of member outputs, are composed with
+//! `concat!`), numbered
 //! `$1…$n`, and runs through [`Raw`], which binds typed values and, unlike
 //! `sql_query`, is safe to cache: the statement is prepared once per
 //! connection, so each call is one round trip.
@@ -110,7 +112,12 @@ pub(crate) const WRITE_SNAPSHOT: &str = include_str!("sql/write_snapshot.sql");
 
 /// Loads a workflow's blob with the outputs of its members, in one statement
 /// (one consistent read).
-pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");
+pub(crate) const LOAD_SNAPSHOT: &str = concat!(
+    include_str!("sql/hydrated_select.sql"),
+    include_str!("sql/load_snapshot.sql"),
+    include_str!("sql/member_outputs.sql"),
+    include_str!("sql/load_snapshot_where.sql")
+);
 
 /// Removes and returns the oldest buffered event of (instance, name); a head
 /// locked by a concurrent consumer is skipped, so none is handed out twice.
@@ -129,14 +136,20 @@ pub(crate) const EXTEND_CLAIM: &str = include_str!("sql/extend_claim.sql");
 /// Every dispatch rule decided before `LIMIT`, ordered by worker bias, aged
 /// priority and age, with the hydrated snapshot of each pick.
 pub(crate) const FIND_TASKS: &str = concat!(
+    include_str!("sql/hydrated_select.sql"),
     include_str!("sql/find_tasks_head.sql"),
     include_str!("sql/dispatchable.sql"),
-    include_str!("sql/find_tasks_tail.sql")
+    include_str!("sql/find_tasks_tail.sql"),
+    include_str!("sql/member_outputs.sql"),
+    include_str!("sql/find_tasks_order.sql")
 );
 
 /// The same rules for one hinted (instance, task).
 pub(crate) const FIND_HINTED: &str = concat!(
+    include_str!("sql/hydrated_select.sql"),
     include_str!("sql/find_hinted_head.sql"),
+    include_str!("sql/member_outputs.sql"),
+    include_str!("sql/find_hinted_where.sql"),
     include_str!("sql/dispatchable.sql")
 );
 

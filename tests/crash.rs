@@ -22,7 +22,7 @@ use sayiir_core::context::WorkflowContext;
 use sayiir_core::registry::TaskRegistry;
 use sayiir_core::snapshot::{SignalKind, SignalRequest, WorkflowSnapshot};
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
-use sayiir_core::workflow::{Workflow, WorkflowBuilder, WorkflowStatus};
+use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_diesel::schema::sayiir::claims;
 use sayiir_persistence::{
     BackendError, SignalStore, SnapshotStore, TaskClaimStore, TaskWakeupHint,
@@ -216,21 +216,6 @@ fn spawn_child(mode: &str, url: &str) -> Child {
         .unwrap()
 }
 
-async fn wait_completed(client: &WorkflowClient<Backend>, id: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let status = client.status(id).await.unwrap();
-        if matches!(status, WorkflowStatus::Completed) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} did not complete: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_task_is_taken_over() {
     let db = test_db().await;
@@ -265,7 +250,7 @@ async fn a_worker_killed_mid_task_is_taken_over() {
     child.wait().unwrap();
 
     let survivor = spawn_worker(b.clone(), "survivor");
-    wait_completed(&client, "wf", Duration::from_secs(60)).await;
+    wait_status(&client, "wf", Duration::from_secs(60), completed).await;
     let out = b
         .load_snapshot("wf")
         .await
@@ -306,7 +291,7 @@ async fn a_worker_dead_right_after_saving_the_final_output_is_recovered() {
     );
 
     let survivor = spawn_worker(b.clone(), "survivor");
-    wait_completed(&client, "wf", Duration::from_secs(60)).await;
+    wait_status(&client, "wf", Duration::from_secs(60), completed).await;
     let out = b
         .load_snapshot("wf")
         .await

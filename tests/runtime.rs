@@ -108,23 +108,6 @@ async fn stop(ws: Vec<WorkerHandle<Backend>>) {
     }
 }
 
-async fn wait_for(
-    client: &WorkflowClient<Backend>,
-    id: &str,
-    limit: Duration,
-    done: impl Fn(&WorkflowStatus) -> bool,
-) -> WorkflowStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = client.status(id).await.unwrap();
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{id}: still {s:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn json(x: u64) -> Bytes {
     Bytes::from(serde_json::to_vec(&x).unwrap())
 }
@@ -141,7 +124,7 @@ async fn fork_join_delay_retry_and_signal_on_three_workers() {
     }
     for &x in &inputs {
         let id = format!("full-{x}");
-        wait_for(&client, &id, Duration::from_secs(60), |s| {
+        wait_status(&client, &id, Duration::from_secs(60), |s| {
             matches!(s, WorkflowStatus::AwaitingSignal { .. })
         })
         .await;
@@ -157,7 +140,7 @@ async fn fork_join_delay_retry_and_signal_on_three_workers() {
     }
     for &x in &inputs {
         let id = format!("full-{x}");
-        wait_for(&client, &id, Duration::from_secs(60), |s| {
+        wait_status(&client, &id, Duration::from_secs(60), |s| {
             matches!(s, WorkflowStatus::Completed)
         })
         .await;
@@ -228,7 +211,7 @@ async fn cancel_a_parked_workflow_and_a_running_one() {
     let client = WorkflowClient::new(b.clone());
     let ws = workers(&b, &wf, 2);
     client.submit(&*wf, "parked", 1).await.unwrap();
-    wait_for(&client, "parked", Duration::from_secs(30), |s| {
+    wait_status(&client, "parked", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Waiting { .. })
     })
     .await;
@@ -241,7 +224,7 @@ async fn cancel_a_parked_workflow_and_a_running_one() {
         )
         .await
         .unwrap();
-    let s = wait_for(&client, "parked", Duration::from_secs(30), |s| {
+    let s = wait_status(&client, "parked", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Cancelled { .. })
     })
     .await;
@@ -263,7 +246,7 @@ async fn pause_holds_a_workflow_until_unpaused() {
     let client = WorkflowClient::new(b.clone());
     let ws = workers(&b, &wf, 2);
     client.submit(&*wf, "held", 4).await.unwrap();
-    wait_for(&client, "held", Duration::from_secs(30), |s| {
+    wait_status(&client, "held", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Waiting { .. })
     })
     .await;
@@ -271,7 +254,7 @@ async fn pause_holds_a_workflow_until_unpaused() {
         .pause("held", Some("maintenance".into()), None)
         .await
         .unwrap();
-    wait_for(&client, "held", Duration::from_secs(30), |s| {
+    wait_status(&client, "held", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Paused { .. })
     })
     .await;
@@ -282,7 +265,7 @@ async fn pause_holds_a_workflow_until_unpaused() {
         WorkflowStatus::Paused { .. }
     ));
     client.unpause("held").await.unwrap();
-    wait_for(&client, "held", Duration::from_secs(30), |s| {
+    wait_status(&client, "held", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Completed)
     })
     .await;

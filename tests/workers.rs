@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::registry::TaskRegistry;
-use sayiir_core::workflow::{Workflow, WorkflowBuilder, WorkflowStatus};
+use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_runtime::serialization::JsonCodec;
 use sayiir_runtime::{PooledWorker, WorkerHandle, WorkflowClient};
 
@@ -68,30 +68,6 @@ fn spawn_workers(
         .collect()
 }
 
-async fn wait_all(client: &WorkflowClient<Backend>, ids: &[String], limit: Duration) {
-    let deadline = Instant::now() + limit;
-    for id in ids {
-        loop {
-            let status = client.status(id).await.unwrap();
-            if matches!(status, WorkflowStatus::Completed) {
-                break;
-            }
-            assert!(
-                !matches!(
-                    status,
-                    WorkflowStatus::Failed(_) | WorkflowStatus::Cancelled { .. }
-                ),
-                "{id}: {status:?}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{id} did not complete: {status:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
     let (_db, b) = backend().await;
@@ -106,7 +82,9 @@ async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
             client.submit(&*wf, &id, x).await.unwrap();
             ids.push(id);
         }
-        wait_all(&client, &ids, Duration::from_secs(120)).await;
+        for id in &ids {
+            wait_status(&client, id, Duration::from_secs(120), completed).await;
+        }
         let mut twice = Vec::new();
         for i in 0..WORKFLOWS {
             for step in 0..STEPS {
@@ -187,17 +165,15 @@ async fn workers_survive_connections_killed_under_them() {
         .unwrap();
     }
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(90);
     for i in 0..60u64 {
-        let id = format!("h{i}");
-        loop {
-            // The client's own calls may hit a dead pooled connection once.
-            if let Ok(WorkflowStatus::Completed) = client.status(&id).await {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{id} did not complete");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // The client's own calls may hit a dead pooled connection once.
+        wait_status(
+            &client,
+            &format!("h{i}"),
+            Duration::from_secs(90),
+            completed,
+        )
+        .await;
     }
     eprintln!(
         "hiccup: all done after {:?}; {:?}",

@@ -1,8 +1,3 @@
-SELECT w.instance_id,
-       w.snapshot,
-       w.trace_parent,
-       COALESCE(o.task_ids, '{}') AS task_ids,
-       COALESCE(o.outputs, '{}') AS outputs
 FROM (
     SELECT q.instance_id,
            COALESCE(q.failed_worker = $1, false) AS failed_here,

@@ -35,6 +35,7 @@ use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
 use super::StoredSnapshot;
 use crate::DieselBackend;
+use crate::backend::Counters;
 use crate::error::{Error, Result, check_id, check_text};
 use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw};
 use crate::schema::sayiir::tasks;
@@ -240,22 +241,10 @@ where
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         #[allow(clippy::cast_precision_loss)]
         let aging_secs = (aging.num_milliseconds() as f64 / 1000.0).max(1.0);
-        let mut delay = Duration::from_millis(50);
-        let started = Instant::now();
-        loop {
-            match self
-                .find_once(worker_id, limit, aging_secs, worker_tags)
-                .await
-            {
-                Err(e) if e.is_transient() => {
-                    self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, ?delay, elapsed = ?started.elapsed(), "find_available_tasks: transient failure, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                other => return other,
-            }
-        }
+        retry_transient("find_available_tasks", &self.inner.metrics, || {
+            self.find_once(worker_id, limit, aging_secs, worker_tags)
+        })
+        .await
     }
 
     async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
@@ -272,6 +261,30 @@ where
         match row {
             Some(row) => self.available(&mut conn, row).await,
             None => Ok(None),
+        }
+    }
+}
+
+/// Runs `op` until it succeeds or fails with an error retrying cannot fix;
+/// transient failures (connection lost, server restarting, pool timeout)
+/// are logged, counted and retried with back-off capped at 5 s, because the
+/// runtime's `PooledWorker` ends its loop on any error from the finders.
+async fn retry_transient<T, F, Fut>(what: &str, metrics: &Counters, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let started = Instant::now();
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() => {
+                metrics.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, ?delay, elapsed = ?started.elapsed(), "{what}: transient failure, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
         }
     }
 }
@@ -357,16 +370,11 @@ where
         &self,
         hint: &TaskWakeupHint,
     ) -> Result<Option<AvailableTask>, BackendError> {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self.find_hinted(hint).await {
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "find_hinted_task: transient failure, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                other => return Ok(other?),
-            }
-        }
+        Ok(
+            retry_transient("find_hinted_task", &self.inner.metrics, || {
+                self.find_hinted(hint)
+            })
+            .await?,
+        )
     }
 }

@@ -111,3 +111,31 @@ pub fn at_signal(instance: &str, sig: &str, name: &str, next: Option<&str>) -> W
 pub fn request(reason: &str, by: &str) -> sayiir_core::snapshot::SignalRequest {
     sayiir_core::snapshot::SignalRequest::new(Some(reason.to_owned()), Some(by.to_owned()))
 }
+
+/// Polls the client until `done(status)`, failing the test after `limit`.
+/// Transient client errors (a connection killed by a fault test) are retried.
+pub async fn wait_status(
+    client: &sayiir_runtime::WorkflowClient<Backend>,
+    id: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&sayiir_core::workflow::WorkflowStatus) -> bool,
+) -> sayiir_core::workflow::WorkflowStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let status = client.status(id).await;
+        if let Ok(s) = &status
+            && done(s)
+        {
+            return status.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id}: still {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+pub fn completed(s: &sayiir_core::workflow::WorkflowStatus) -> bool {
+    matches!(s, sayiir_core::workflow::WorkflowStatus::Completed)
+}

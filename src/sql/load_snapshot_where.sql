@@ -1,0 +1,1 @@
+WHERE w.instance_id = $1
