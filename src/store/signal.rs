@@ -12,7 +12,7 @@
 //! | call | round trips | transaction |
 //! |---|---|---|
 //! | `check_and_cancel` / `check_and_pause`, nothing pending (fast path) | 1 `SELECT` | no |
-//! | `check_and_cancel` / `check_and_pause`, signal pending | 6: BEGIN, lock, re-read signal, write, delete signal, COMMIT | yes |
+//! | `check_and_cancel` / `check_and_pause`, signal pending | 7: probe, BEGIN, lock, re-read signal, write, delete signal, COMMIT | yes |
 //! | `store_signal` | 4: BEGIN, lock, upsert, COMMIT | yes |
 //! | `get_signal`, `clear_signal`, `consume_event` | 1 | no |
 //! | `unpause` | 5: BEGIN, lock, write, read back hydrated, COMMIT | yes |
