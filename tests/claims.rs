@@ -471,3 +471,43 @@ async fn an_undecodable_row_is_skipped_not_fatal() {
         "not retried on every poll"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_clone_closes_the_listener_and_the_pool() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let db = test_db().await;
+    let mut admin = raw_conn(&db).await;
+    let sessions = async |admin: &mut diesel_async::AsyncPgConnection| {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .get_result::<N>(admin)
+        .await
+        .unwrap()
+        .n
+    };
+    let b = Backend::connect(db.url()).await.unwrap();
+    let clone = b.clone();
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    assert!(
+        sessions(&mut admin).await >= 2,
+        "listener + a pooled connection"
+    );
+    drop(b);
+    clone.load_snapshot("wf").await.unwrap();
+    drop(clone);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sessions(&mut admin).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sessions left open after the last clone dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
