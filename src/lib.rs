@@ -43,6 +43,7 @@ pub mod migrations;
 pub mod models;
 pub mod pool;
 mod queries;
+pub mod reports;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
 mod store;
