@@ -84,7 +84,8 @@ pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
 
 impl Error {
     /// Whether retrying can help: the connection or pool failed, the server
-    /// is restarting or terminated the session, or a transaction lost a
+    /// is restarting or terminated the session, a statement was cancelled
+    /// (statement timeout, conflict with recovery), or a transaction lost a
     /// serialization or deadlock race.
     #[must_use]
     pub fn is_transient(&self) -> bool {
@@ -105,6 +106,7 @@ impl Error {
                         "deadlock detected",
                         "connection",
                         "too many clients",
+                        "canceling statement due to",
                     ]
                     .iter()
                     .any(|needle| m.contains(needle))

@@ -64,6 +64,7 @@ impl<'a> Raw<'a> {
 impl QueryFragment<Pg> for Raw<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let mut rest = self.sql;
+        let mut highest = 0;
         while let Some(at) = rest.find('$') {
             let (before, after) = rest.split_at(at);
             out.push_sql(before);
@@ -90,9 +91,19 @@ impl QueryFragment<Pg> for Raw<'_> {
                     )
                 })?;
             bind.push(&mut out)?;
+            highest = highest.max(number);
             rest = after.get(1 + digits..).unwrap_or("");
         }
         out.push_sql(rest);
+        if highest != self.binds.len() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                format!(
+                    "{} values bound for {highest} placeholders",
+                    self.binds.len()
+                )
+                .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -156,3 +167,66 @@ pub(crate) const FIND_HINTED: &str = concat!(
 /// Parks that are due (delay expired, event buffered, signal timed out) and
 /// rows left at a completed task past the recovery grace period.
 pub(crate) const DUE_WORK: &str = include_str!("sql/due_work.sql");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Placeholders of a statement: every `$` starts one, numbered 1..=n
+    /// without gaps (a `$` in a comment or literal would break binding).
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut seen: Vec<usize> = sql
+            .split('$')
+            .skip(1)
+            .map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a `$` that is no placeholder in:\n{sql}"))
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn every_statement_numbers_its_placeholders_without_gaps() {
+        for (name, sql, expected) in [
+            ("WRITE_SNAPSHOT", WRITE_SNAPSHOT, 31),
+            ("LOAD_SNAPSHOT", LOAD_SNAPSHOT, 1),
+            ("POP_EVENT", POP_EVENT, 2),
+            ("CLAIM_TASK", CLAIM_TASK, 4),
+            ("RELEASE_CLAIM", RELEASE_CLAIM, 3),
+            ("EXTEND_CLAIM", EXTEND_CLAIM, 4),
+            ("FIND_TASKS", FIND_TASKS, 4),
+            ("FIND_HINTED", FIND_HINTED, 2),
+            ("DUE_WORK", DUE_WORK, 2),
+        ] {
+            assert_eq!(
+                placeholders(sql),
+                (1..=expected).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_or_extra_bind_is_an_error_not_a_bad_statement() {
+        use diesel::query_builder::QueryBuilder;
+        let render = |raw: Raw<'_>| {
+            let mut qb = diesel::pg::PgQueryBuilder::new();
+            raw.to_sql(&mut qb, &Pg).map(|()| qb.finish())
+        };
+        let ok = Raw::new("SELECT $1, $2, $1")
+            .bind::<diesel::sql_types::Integer, _>(1)
+            .bind::<diesel::sql_types::Integer, _>(2);
+        assert_eq!(render(ok).unwrap(), "SELECT $1, $2, $3");
+        let missing = Raw::new("SELECT $1, $2").bind::<diesel::sql_types::Integer, _>(1);
+        assert!(render(missing).is_err());
+        let extra = Raw::new("SELECT $1")
+            .bind::<diesel::sql_types::Integer, _>(1)
+            .bind::<diesel::sql_types::Integer, _>(2);
+        assert!(render(extra).is_err());
+    }
+}

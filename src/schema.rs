@@ -70,6 +70,9 @@ pub mod sayiir {
             queued_at -> Timestamptz,
             hint -> Nullable<Text>,
             quarantined -> Nullable<Text>,
+            input_from -> Nullable<Bytea>,
+            input_known -> Bool,
+            released_at -> Nullable<Timestamptz>,
         }
     }
 

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use sayiir_persistence::TaskWakeupHint;
 use tokio::sync::oneshot;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pool::ConnectFn;
 
 /// The notification channel. Channels are database-wide, so the name is
@@ -33,6 +33,10 @@ pub const HINT_QUEUE: usize = 16_384;
 
 /// How often an idle listener checks that its connection is alive.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// How long a keep-alive or a (re)subscription may take before the
+/// connection is given up on (a half-open TCP connection never answers).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
@@ -89,9 +93,18 @@ impl Wakeup {
 }
 
 async fn subscribe(url: &str, connect: &ConnectFn) -> Result<AsyncPgConnection> {
-    let mut conn = connect(url).await?;
-    conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    Ok(conn)
+    let attempt = async {
+        let mut conn = connect(url).await?;
+        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        Ok(conn)
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, attempt)
+        .await
+        .map_err(|_| {
+            Error::Pool(format!(
+                "LISTEN connection not ready within {CHECK_TIMEOUT:?}"
+            ))
+        })?
 }
 
 enum Next {
@@ -119,7 +132,11 @@ async fn listen(
                 _ = &mut stop => return,
                 () = tokio::time::sleep(jitter(delay)) => {}
             }
-            match subscribe(&url, &connect).await {
+            let attempt = tokio::select! {
+                _ = &mut stop => return,
+                attempt = subscribe(&url, &connect) => attempt,
+            };
+            match attempt {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, ?delay, "wakeup listener cannot reconnect yet");
@@ -165,7 +182,16 @@ async fn pump(
                 }
             }
         };
-        if !idle || conn.batch_execute("SELECT 1").await.is_err() {
+        if !idle {
+            return Next::Reconnect;
+        }
+        let alive = tokio::select! {
+            _ = &mut *stop => return Next::Stop,
+            check = tokio::time::timeout(CHECK_TIMEOUT, conn.batch_execute("SELECT 1")) => {
+                matches!(check, Ok(Ok(())))
+            }
+        };
+        if !alive {
             return Next::Reconnect;
         }
     }

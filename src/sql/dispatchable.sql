@@ -9,3 +9,11 @@ q.position_kind = 'AtTask'
           WHERE c.instance_id = q.instance_id
             AND (c.expires_at IS NULL OR c.expires_at > now())
       )
+      -- The queue row agrees with the workflow row (a concurrent write can
+      -- leave a stale one behind; maintenance removes it).
+      AND EXISTS (
+          SELECT 1 FROM sayiir.workflows AS v
+          WHERE v.instance_id = q.instance_id
+            AND v.status = 'InProgress'
+            AND v.position_kind = q.position_kind
+      )

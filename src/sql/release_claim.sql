@@ -3,6 +3,13 @@ WITH gone AS (
     WHERE instance_id = $1 AND task_id = $2 AND worker_id = $3
     RETURNING instance_id
 ),
+released AS (
+    -- Evidence for crash recovery that a claim-holding worker drives it.
+    UPDATE sayiir.tasks AS q
+    SET released_at = now()
+    FROM gone
+    WHERE q.instance_id = gone.instance_id
+),
 wake AS (
     -- The workflow may have become runnable while the claim blocked it.
     SELECT pg_notify('sayiir_diesel_task_ready', q.hint)

@@ -16,8 +16,11 @@ WITH w AS (
         revision        = cur.revision + 1,
         updated_at      = now(),
         finished_at     = EXCLUDED.finished_at
-    -- Terminal guard: a finished workflow is never written again.
-    WHERE cur.status IN ('InProgress', 'Paused')
+    -- Terminal guard: a finished workflow is never written again. A Paused
+    -- one only goes back to InProgress through unpause, never through a
+    -- stale save (e.g. a worker's late loop decision).
+    WHERE cur.status = 'InProgress'
+       OR (cur.status = 'Paused' AND ($30 OR EXCLUDED.status <> 'InProgress'))
     RETURNING cur.instance_id, cur.revision, cur.status, cur.position_kind,
               cur.current_task_id, cur.snapshot
 ),
@@ -44,8 +47,10 @@ queue_drop AS (
 queue AS (
     INSERT INTO sayiir.tasks AS q
         (instance_id, position_kind, task_id, park_id, signal_name, wake_at,
-         completed, input_ready, priority, tags, retry_at, failed_worker, aged_from, hint)
-    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29
+         completed, input_ready, priority, tags, retry_at, failed_worker, aged_from, hint,
+         input_from, input_known)
+    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29,
+           $31, NOT $21
     FROM w
     WHERE $15
     ON CONFLICT (instance_id) DO UPDATE SET
@@ -62,6 +67,15 @@ queue AS (
         failed_worker = EXCLUDED.failed_worker,
         aged_from     = EXCLUDED.aged_from,
         hint          = EXCLUDED.hint,
+        -- Saving t's own output keeps the input pointer of AtTask(t).
+        input_from    = CASE WHEN EXCLUDED.completed AND q.position_kind = 'AtTask'
+                                  AND EXCLUDED.position_kind = 'AtTask'
+                                  AND q.task_id = EXCLUDED.task_id
+                             THEN q.input_from ELSE EXCLUDED.input_from END,
+        input_known   = CASE WHEN EXCLUDED.completed AND q.position_kind = 'AtTask'
+                                  AND EXCLUDED.position_kind = 'AtTask'
+                                  AND q.task_id = EXCLUDED.task_id
+                             THEN q.input_known ELSE EXCLUDED.input_known END,
         quarantined   = NULL,
         queued_at     = now()
 ),

@@ -142,13 +142,14 @@ where
         check_id("instance id", instance_id)?;
         check_text("worker id", worker_id)?;
         let mut conn = self.conn().await?;
-        let row: ClaimChange = Raw::new(sql)
+        let mut query = Raw::new(sql)
             .bind::<Text, _>(instance_id)
             .bind::<Bytea, _>(task_id.as_bytes().as_slice())
-            .bind::<Text, _>(worker_id)
-            .bind::<Nullable<BigInt>, _>(additional.map(millis))
-            .get_result(&mut conn)
-            .await?;
+            .bind::<Text, _>(worker_id);
+        if let Some(additional) = additional {
+            query = query.bind::<BigInt, _>(millis(additional));
+        }
+        let row: ClaimChange = query.get_result(&mut conn).await?;
         if row.matched > 0 {
             Ok(())
         } else {
@@ -241,10 +242,13 @@ where
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         #[allow(clippy::cast_precision_loss)]
         let aging_secs = (aging.num_milliseconds() as f64 / 1000.0).max(1.0);
-        retry_transient("find_available_tasks", &self.inner.metrics, || {
-            self.find_once(worker_id, limit, aging_secs, worker_tags)
-        })
-        .await
+        Ok(
+            retry_transient("find_available_tasks", &self.inner.metrics, || {
+                self.find_once(worker_id, limit, aging_secs, worker_tags)
+            })
+            .await?
+            .unwrap_or_default(),
+        )
     }
 
     async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
@@ -265,11 +269,17 @@ where
     }
 }
 
-/// Runs `op` until it succeeds or fails with an error retrying cannot fix;
-/// transient failures (connection lost, server restarting, pool timeout)
+/// How long the finders keep retrying transient failures before answering
+/// "nothing found" so the worker's loop can see its shutdown signal and
+/// poll again.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs `op` until it succeeds, fails with an error retrying cannot fix, or
+/// [`RETRY_BUDGET`] has passed (then `Ok(None)`). Transient failures
+/// (connection lost, server restarting, pool timeout, statement timeout)
 /// are logged, counted and retried with back-off capped at 5 s, because the
 /// runtime's `PooledWorker` ends its loop on any error from the finders.
-async fn retry_transient<T, F, Fut>(what: &str, metrics: &Counters, mut op: F) -> Result<T>
+async fn retry_transient<T, F, Fut>(what: &str, metrics: &Counters, mut op: F) -> Result<Option<T>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -278,13 +288,18 @@ where
     let started = Instant::now();
     loop {
         match op().await {
+            Ok(v) => return Ok(Some(v)),
             Err(e) if e.is_transient() => {
                 metrics.retries.fetch_add(1, Ordering::Relaxed);
+                if started.elapsed() >= RETRY_BUDGET {
+                    tracing::error!(error = %e, "{what}: still failing after {RETRY_BUDGET:?}; reporting nothing found");
+                    return Ok(None);
+                }
                 tracing::warn!(error = %e, ?delay, elapsed = ?started.elapsed(), "{what}: transient failure, retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -374,7 +389,8 @@ where
             retry_transient("find_hinted_task", &self.inner.metrics, || {
                 self.find_hinted(hint)
             })
-            .await?,
+            .await?
+            .flatten(),
         )
     }
 }

@@ -28,12 +28,16 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text};
+use diesel::sql_types::{BigInt, Double, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
-use sayiir_core::snapshot::{ExecutionPosition, SignalKind, WorkflowSnapshotState};
+use sayiir_core::snapshot::{
+    ExecutionPosition, SignalKind, WorkflowSnapshot, WorkflowSnapshotState,
+};
 
 use super::signal::{
     apply_request, delete_signal, pop_event, read_signal, resume_at_signal, to_request,
@@ -42,7 +46,7 @@ use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
 use crate::error::{Error, Result};
 use crate::queries::{DUE_WORK, Raw};
-use crate::schema::sayiir::{claims, history, task_outputs, workflows};
+use crate::schema::sayiir::{claims, history, task_outputs, tasks, workflows};
 
 /// Rows advanced per maintenance pass, at most.
 const MAINTENANCE_BATCH: i64 = 64;
@@ -81,105 +85,221 @@ where
     }
 
     /// One short transaction: lock the row (skipping it when another
-    /// session holds it), re-check under the lock, move it on, notify.
+    /// session holds it), re-check everything under the lock (on the
+    /// database clock), move it on, notify.
     async fn advance(&self, conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
-        let codec = &self.inner.codec;
-        let keep_history = self.inner.keep_history;
-        let metrics = &self.inner.metrics;
         conn.transaction(async |conn| {
-            let locked: Option<(String, Vec<u8>, Option<String>)> = workflows::table
+            let locked: Option<LockedRow> = workflows::table
                 .find(instance_id)
-                .select((workflows::status, workflows::snapshot, workflows::trace_parent))
+                .select((
+                    workflows::status,
+                    workflows::snapshot,
+                    workflows::trace_parent,
+                    sql::<Timestamptz>("now()"),
+                ))
                 .for_no_key_update()
                 .skip_locked()
                 .get_result(conn)
                 .await
                 .optional()?;
-            let Some((status, blob, trace_parent)) = locked else {
+            let Some((status, blob, trace_parent, now)) = locked else {
                 return Ok(());
             };
-            if status != "InProgress" {
+            // `claim_task` takes the same row lock, so no claim appears
+            // while we hold it: a worker that holds the instance decides.
+            if live_claim(conn, instance_id).await? {
                 return Ok(());
             }
-            let mut snapshot = crate::codec::decode(codec, &blob)?;
-            snapshot.trace_parent = trace_parent;
-            // A pending request nobody applies (no worker holds the instance):
-            // apply it here, cancel first, as a worker would at a task boundary.
-            for kind in [SignalKind::Cancel, SignalKind::Pause] {
-                if let Some(fields) = read_signal(conn, instance_id, kind).await? {
-                    let at = snapshot.current_task_id();
-                    apply_request(&mut snapshot, kind, to_request(fields), at);
-                    snapshot.strip_task_outputs();
-                    let blob = crate::codec::encode(codec, &snapshot)?;
-                    let write = Write { blob, outputs: &[], may_notify: false, keep_history };
-                    write_snapshot(conn, &snapshot, write).await?;
-                    delete_signal(conn, instance_id, kind).await?;
-                    metrics.advanced.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(instance_id, kind = kind.as_ref(), "applied a pending request to an unclaimed workflow");
-                    return Ok(());
-                }
-            }
-            let now = chrono::Utc::now();
-            let WorkflowSnapshotState::InProgress { position, completed_tasks, .. } = &snapshot.state else {
+            let snapshot = if status == "InProgress" {
+                let mut s = crate::codec::decode(&self.inner.codec, &blob)?;
+                s.trace_parent = trace_parent;
+                Some(s)
+            } else {
+                None
+            };
+            let Some(mut snapshot) = snapshot.filter(is_queued) else {
+                // A queue row a concurrent write left behind.
+                diesel::delete(tasks::table.find(instance_id))
+                    .execute(conn)
+                    .await?;
                 return Ok(());
             };
-            let outputs: Vec<(TaskId, Bytes)> = match position.clone() {
-                ExecutionPosition::AtDelay { delay_id, wake_at, next_task_id, .. } if wake_at <= now => {
-                    if let Some(task_id) = next_task_id {
-                        snapshot.update_position(ExecutionPosition::AtTask { task_id });
-                    } else {
-                        // Outputs are stripped in the blob: read the stored one.
-                        let out = if completed_tasks.contains_key(&delay_id) {
-                            stored_output(conn, instance_id, delay_id).await?
-                        } else {
-                            None
-                        };
-                        snapshot.mark_completed(out.unwrap_or_default());
-                    }
-                    Vec::new()
-                }
-                ExecutionPosition::AtSignal { signal_name, wake_at, .. } => {
-                    match pop_event(conn, instance_id, &signal_name).await? {
-                        Some(payload) => resume_at_signal(&mut snapshot, Bytes::from(payload)),
-                        None if wake_at.is_some_and(|w| w <= now) => {
-                            resume_at_signal(&mut snapshot, Bytes::new())
-                        }
-                        None => return Ok(()),
-                    }
-                }
-                ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
-                    let live: i64 = claims::table
-                        .filter(claims::instance_id.eq(instance_id))
-                        .filter(claims::expires_at.is_null().or(claims::expires_at.gt(diesel::dsl::now)))
-                        .count()
-                        .get_result(conn)
-                        .await?;
-                    if live > 0 {
-                        return Ok(());
-                    }
-                    // Its input: the last output recorded before it was completed.
-                    let Some(input_from) = input_before(conn, codec, instance_id, task_id).await? else {
-                        tracing::error!(instance_id, %task_id, "cannot recover: no earlier snapshot tells this task's input (history pruned or disabled)");
-                        return Ok(());
-                    };
-                    snapshot.remove_task_result(&task_id);
-                    if let WorkflowSnapshotState::InProgress { last_completed_task_id, .. } = &mut snapshot.state {
-                        *last_completed_task_id = input_from;
-                    }
-                    metrics.recovered.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(instance_id, %task_id, "recovering a workflow left at a completed task (crash after the output was saved); the task runs once more");
-                    Vec::new()
-                }
-                _ => return Ok(()),
+            if self.apply_pending_request(conn, &mut snapshot).await? {
+                return Ok(());
+            }
+            let Some(outputs) = self.move_on(conn, &mut snapshot, now).await? else {
+                return Ok(());
             };
-            metrics.advanced.fetch_add(1, Ordering::Relaxed);
+            self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
             snapshot.strip_task_outputs();
-            let blob = crate::codec::encode(codec, &snapshot)?;
-            let write = Write { blob, outputs: &outputs, may_notify: true, keep_history };
+            let blob = crate::codec::encode(&self.inner.codec, &snapshot)?;
+            let write = Write {
+                blob,
+                outputs: &outputs,
+                may_notify: true,
+                keep_history: self.inner.keep_history,
+                leave_paused: false,
+            };
             write_snapshot(conn, &snapshot, write).await.map(drop)
         })
         .await
     }
+
+    /// A pending request nobody applies (no worker holds the instance):
+    /// applied here, cancel first, as a worker would at a task boundary.
+    async fn apply_pending_request(
+        &self,
+        conn: &mut AsyncPgConnection,
+        snapshot: &mut WorkflowSnapshot,
+    ) -> Result<bool> {
+        let instance_id = snapshot.instance_id.to_string();
+        for kind in [SignalKind::Cancel, SignalKind::Pause] {
+            if let Some(fields) = read_signal(conn, &instance_id, kind).await? {
+                let at = snapshot.current_task_id();
+                apply_request(snapshot, kind, to_request(fields), at);
+                snapshot.strip_task_outputs();
+                let blob = crate::codec::encode(&self.inner.codec, snapshot)?;
+                let write = Write {
+                    blob,
+                    outputs: &[],
+                    may_notify: false,
+                    keep_history: self.inner.keep_history,
+                    leave_paused: false,
+                };
+                write_snapshot(conn, snapshot, write).await?;
+                delete_signal(conn, &instance_id, kind).await?;
+                self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    instance_id,
+                    kind = kind.as_ref(),
+                    "applied a pending request to an unclaimed workflow"
+                );
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Moves a due park on, or recovers a crashed task. `None`: nothing to do.
+    async fn move_on(
+        &self,
+        conn: &mut AsyncPgConnection,
+        snapshot: &mut WorkflowSnapshot,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<(TaskId, Bytes)>>> {
+        let instance_id = snapshot.instance_id.to_string();
+        let WorkflowSnapshotState::InProgress {
+            position,
+            completed_tasks,
+            ..
+        } = &snapshot.state
+        else {
+            return Ok(None);
+        };
+        match position.clone() {
+            ExecutionPosition::AtDelay {
+                delay_id,
+                wake_at,
+                next_task_id,
+                ..
+            } if wake_at <= now => {
+                if let Some(task_id) = next_task_id {
+                    snapshot.update_position(ExecutionPosition::AtTask { task_id });
+                } else {
+                    // Outputs are stripped in the blob: read the stored one.
+                    let out = if completed_tasks.contains_key(&delay_id) {
+                        stored_output(conn, &instance_id, delay_id).await?
+                    } else {
+                        None
+                    };
+                    snapshot.mark_completed(out.unwrap_or_default());
+                }
+                Ok(Some(Vec::new()))
+            }
+            ExecutionPosition::AtSignal {
+                signal_name,
+                wake_at,
+                ..
+            } => match pop_event(conn, &instance_id, &signal_name).await? {
+                Some(payload) => Ok(Some(resume_at_signal(snapshot, Bytes::from(payload)))),
+                None if wake_at.is_some_and(|w| w <= now) => {
+                    Ok(Some(resume_at_signal(snapshot, Bytes::new())))
+                }
+                None => Ok(None),
+            },
+            ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
+                let Some(input_from) = self.input_of(conn, &instance_id, task_id).await? else {
+                    let err = Error::Corrupt(format!(
+                        "cannot recover task {task_id}: its input is unknown (no queue record, history pruned or disabled)"
+                    ));
+                    self.quarantine(conn, &instance_id, &err).await?;
+                    return Ok(None);
+                };
+                snapshot.remove_task_result(&task_id);
+                if let WorkflowSnapshotState::InProgress {
+                    last_completed_task_id,
+                    ..
+                } = &mut snapshot.state
+                {
+                    *last_completed_task_id = input_from;
+                }
+                self.inner.metrics.recovered.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(instance_id, %task_id, "recovering a workflow left at a completed task (its worker died after saving the output); the task runs once more");
+                Ok(Some(Vec::new()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The task whose output is `task_id`'s input (`Some(None)`: the initial
+    /// input), from the queue row, else from history.
+    async fn input_of(
+        &self,
+        conn: &mut AsyncPgConnection,
+        instance_id: &str,
+        task_id: TaskId,
+    ) -> Result<Option<Option<TaskId>>> {
+        let (from, known): (Option<Vec<u8>>, bool) = tasks::table
+            .find(instance_id)
+            .select((tasks::input_from, tasks::input_known))
+            .first(conn)
+            .await?;
+        if known {
+            return Ok(Some(from.as_deref().map(super::task_id).transpose()?));
+        }
+        input_before(conn, &self.inner.codec, instance_id, task_id).await
+    }
+}
+
+/// Status, blob, trace parent and the database's `now()`, read under lock.
+type LockedRow = (String, Vec<u8>, Option<String>, DateTime<Utc>);
+
+/// Whether the snapshot belongs in the dispatch queue (InProgress at a task,
+/// a delay or a signal).
+fn is_queued(snapshot: &WorkflowSnapshot) -> bool {
+    matches!(
+        &snapshot.state,
+        WorkflowSnapshotState::InProgress {
+            position: ExecutionPosition::AtTask { .. }
+                | ExecutionPosition::AtDelay { .. }
+                | ExecutionPosition::AtSignal { .. },
+            ..
+        }
+    )
+}
+
+async fn live_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
+    let live: i64 = claims::table
+        .filter(claims::instance_id.eq(instance_id))
+        .filter(
+            claims::expires_at
+                .is_null()
+                .or(claims::expires_at.gt(diesel::dsl::now)),
+        )
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(live > 0)
 }
 
 async fn stored_output(
@@ -214,7 +334,10 @@ async fn input_before<C: SnapshotCodec>(
         .load(conn)
         .await?;
     for blob in blobs {
-        let earlier = crate::codec::decode(codec, &blob)?;
+        // An old entry this codec cannot read tells nothing; try the next.
+        let Ok(earlier) = crate::codec::decode(codec, &blob) else {
+            continue;
+        };
         if let WorkflowSnapshotState::InProgress {
             completed_tasks,
             last_completed_task_id,

@@ -176,6 +176,7 @@ where
             outputs,
             may_notify: notify,
             keep_history: self.inner.keep_history,
+            leave_paused: false,
         }
     }
 
@@ -303,7 +304,11 @@ where
             }
             snapshot.mark_unpaused();
             let blob = self.encode_stripped(&mut snapshot)?;
-            write_snapshot(conn, &snapshot, self.write_opts(blob, &[], true)).await?;
+            let write = Write {
+                leave_paused: true,
+                ..self.write_opts(blob, &[], true)
+            };
+            write_snapshot(conn, &snapshot, write).await?;
             let stored: crate::store::StoredSnapshot = Raw::new(LOAD_SNAPSHOT)
                 .bind::<diesel::sql_types::Text, _>(instance_id)
                 .get_result(conn)

@@ -47,6 +47,7 @@ where
                 outputs: &outputs,
                 may_notify: true,
                 keep_history: self.inner.keep_history,
+                leave_paused: false,
             },
         )
         .await?;
@@ -87,6 +88,7 @@ where
                 outputs: &outputs,
                 may_notify: false,
                 keep_history,
+                leave_paused: false,
             };
             write_snapshot(conn, &snapshot, write).await.map(drop)
         })

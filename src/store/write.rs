@@ -6,7 +6,8 @@
 //! statement (data-modifying CTEs), hence atomic and **one round trip**:
 //!
 //! 1. upsert `workflows`, refused when the stored row is terminal (the
-//!    terminal guard); nothing below runs when it is refused;
+//!    terminal guard) or Paused and the write is not `unpause`'s; nothing
+//!    below runs when it is refused;
 //! 2. upsert the given outputs into `task_outputs` (unchanged bytes are not
 //!    rewritten);
 //! 3. append to `history` (when history is kept);
@@ -38,6 +39,8 @@ pub(crate) struct Write<'a> {
     pub may_notify: bool,
     /// Append to `sayiir.history`.
     pub keep_history: bool,
+    /// Allow Paused → InProgress (only `unpause` does).
+    pub leave_paused: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -159,8 +162,9 @@ fn timestamp(secs: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Runs the write. Returns `false` when the terminal guard refused it (the
-/// stored row is Completed, Failed or Cancelled): then nothing was written.
+/// Runs the write. Returns `false` when the guard refused it (the stored row
+/// is Completed, Failed or Cancelled, or Paused and the write would make it
+/// InProgress without `leave_paused`): then nothing was written.
 pub(crate) async fn write_snapshot(
     conn: &mut AsyncPgConnection,
     snapshot: &WorkflowSnapshot,
@@ -227,6 +231,12 @@ pub(crate) async fn write_snapshot(
         .bind::<Timestamptz, _>(timestamp(snapshot.updated_at))
         .bind::<Nullable<Text>, _>(notify)
         .bind::<Nullable<Text>, _>(hint)
+        .bind::<Bool, _>(write.leave_paused)
+        .bind::<Nullable<Bytea>, _>(
+            snapshot
+                .last_completed_task_id()
+                .map(|t| t.as_bytes().to_vec()),
+        )
         .get_result(conn)
         .await?;
     Ok(row.written > 0)

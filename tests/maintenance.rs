@@ -1,0 +1,169 @@
+//! The finder's maintenance: what it applies, recovers and cleans, and what
+//! it must leave alone.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use sayiir_core::snapshot::{ExecutionPosition, SignalKind};
+use sayiir_diesel::schema::sayiir::tasks;
+use sayiir_persistence::{SignalStore, SnapshotStore, TaskClaimStore};
+
+fn aging() -> chrono::Duration {
+    chrono::Duration::seconds(300)
+}
+
+async fn quick(db: &sayiir_diesel_testkit::TestDatabase, history: bool) -> Backend {
+    Backend::builder(db.url())
+        .recovery_grace(Duration::from_millis(200))
+        .keep_history(history)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Waits past the recovery grace and the maintenance interval, then polls.
+async fn poll_after_grace(b: &Backend) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    b.find_available_tasks("w", 10, aging(), &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.instance_id.to_string())
+        .collect()
+}
+
+/// AtTask(s2) after s1, claimed by a worker, whose commit save recorded s2.
+async fn crash_window(b: &Backend, id: &str, claim: bool) {
+    let mut s = at_task(id, "s2");
+    s.mark_task_completed(tid("s1"), Bytes::from_static(b"one"));
+    b.save_snapshot(&mut s).await.unwrap();
+    if claim {
+        // Zero TTL: the worker "died" and its claim is already expired.
+        b.claim_task(id, &tid("s2"), "dead", Some(chrono::Duration::zero()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    s.mark_task_completed(tid("s2"), Bytes::from_static(b"two"));
+    b.save_snapshot(&mut s).await.unwrap();
+}
+
+#[tokio::test]
+async fn recovery_works_without_history_and_restores_the_input() {
+    let db = test_db().await;
+    let b = quick(&db, false).await;
+    crash_window(&b, "wf", true).await;
+    assert_eq!(poll_after_grace(&b).await, ["wf"]);
+    let got = b.find_available_tasks("w", 10, aging(), &[]).await.unwrap();
+    assert_eq!(got[0].task_id, tid("s2"));
+    assert_eq!(got[0].input.as_ref(), b"one", "s2 gets s1's output again");
+    assert_eq!(b.metrics().recovered, 1);
+}
+
+#[tokio::test]
+async fn a_runner_driven_row_is_not_recovered() {
+    let db = test_db().await;
+    let b = quick(&db, true).await;
+    // No claim ever: an in-process CheckpointingRunner is still running.
+    crash_window(&b, "runner", false).await;
+    assert!(poll_after_grace(&b).await.is_empty());
+    assert_eq!(b.metrics().recovered, 0);
+    let s = b.load_snapshot("runner").await.unwrap();
+    assert!(
+        s.get_task_result(&tid("s2")).is_some(),
+        "membership untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_request_is_not_applied_under_a_live_claim() {
+    let db = test_db().await;
+    let b = quick(&db, true).await;
+    b.save_snapshot(&mut at_task("held", "a")).await.unwrap();
+    b.claim_task("held", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    b.store_signal("held", SignalKind::Pause, request("r", "u"))
+        .await
+        .unwrap();
+    poll_after_grace(&b).await;
+    assert!(
+        b.load_snapshot("held")
+            .await
+            .unwrap()
+            .state
+            .is_in_progress()
+    );
+    assert!(
+        b.get_signal("held", SignalKind::Pause)
+            .await
+            .unwrap()
+            .is_some(),
+        "left for the claim holder"
+    );
+    // Without a claim it is applied.
+    b.release_task_claim("held", &tid("a"), "w1").await.unwrap();
+    poll_after_grace(&b).await;
+    assert!(b.load_snapshot("held").await.unwrap().state.is_paused());
+}
+
+#[tokio::test]
+async fn a_paused_workflow_only_leaves_paused_through_unpause() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "a");
+    b.save_snapshot(&mut s).await.unwrap();
+    b.store_signal("wf", SignalKind::Pause, request("r", "u"))
+        .await
+        .unwrap();
+    assert!(b.check_and_pause("wf").await.unwrap());
+    // A late InProgress save (e.g. a worker's loop decision) is refused quietly.
+    s.update_position(ExecutionPosition::AtTask { task_id: tid("b") });
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(b.load_snapshot("wf").await.unwrap().state.is_paused());
+    let resumed = b.unpause("wf").await.unwrap();
+    assert_eq!(resumed.current_task_id(), Some(tid("a")));
+}
+
+#[tokio::test]
+async fn a_stale_queue_row_is_ignored_and_removed() {
+    let (db, b) = backend().await;
+    let mut s = at_task("wf", "a");
+    b.save_snapshot(&mut s).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+    let row: sayiir_diesel::models::QueuedTask = tasks::table
+        .find("wf")
+        .select(sayiir_diesel::models::QueuedTask::as_select())
+        .first(&mut conn)
+        .await
+        .unwrap();
+    s.mark_completed(Bytes::new());
+    b.save_snapshot(&mut s).await.unwrap();
+    // Put back what a racing writer could leave behind.
+    diesel::insert_into(tasks::table)
+        .values((
+            tasks::instance_id.eq("wf"),
+            tasks::position_kind.eq("AtTask"),
+            tasks::task_id.eq(row.task_id),
+            tasks::input_ready.eq(true),
+            tasks::aged_from.eq(row.aged_from),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        b.find_available_tasks("w", 10, aging(), &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.find_available_tasks("w", 10, aging(), &[]).await.unwrap();
+    let left: i64 = tasks::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(left, 0);
+}
