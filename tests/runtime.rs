@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,12 +12,11 @@ use bytes::Bytes;
 use common::*;
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::error::BoxError;
-use sayiir_core::registry::TaskRegistry;
 use sayiir_core::task::BranchOutputs;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder, WorkflowStatus};
 use sayiir_persistence::SnapshotStore;
 use sayiir_runtime::serialization::JsonCodec;
-use sayiir_runtime::{CheckpointingRunner, PooledWorker, WorkerHandle, WorkflowClient};
+use sayiir_runtime::{CheckpointingRunner, WorkerHandle, WorkflowClient};
 
 /// Attempts of `flaky` per input.
 static FLAKY: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
@@ -83,22 +81,6 @@ fn parked(delay: Duration) -> Arc<Workflow<JsonCodec, u64>> {
     )
 }
 
-fn workers(
-    b: &Backend,
-    wf: &Arc<Workflow<JsonCodec, u64>>,
-    n: usize,
-) -> Vec<WorkerHandle<Backend>> {
-    let registry = vec![(*wf.definition_hash(), Arc::clone(wf))];
-    (0..n)
-        .map(|i| {
-            PooledWorker::new(format!("w{i}"), b.clone(), TaskRegistry::new())
-                .with_claim_ttl(Some(Duration::from_secs(30)))
-                .with_batch_size(NonZeroUsize::new(4).unwrap())
-                .spawn(Duration::from_millis(100), registry.clone())
-        })
-        .collect()
-}
-
 async fn stop(ws: Vec<WorkerHandle<Backend>>) {
     for w in &ws {
         w.shutdown();
@@ -117,7 +99,7 @@ async fn fork_join_delay_retry_and_signal_on_three_workers() {
     let (_db, b) = backend().await;
     let wf = full();
     let client = WorkflowClient::new(b.clone());
-    let ws = workers(&b, &wf, 3);
+    let ws = spawn_workers(&b, &wf, 3, 4);
     let inputs: Vec<u64> = (1000..1010).collect();
     for &x in &inputs {
         client.submit(&*wf, &format!("full-{x}"), x).await.unwrap();
@@ -209,7 +191,7 @@ async fn cancel_a_parked_workflow_and_a_running_one() {
     let (_db, b) = backend().await;
     let wf = parked(Duration::from_secs(600));
     let client = WorkflowClient::new(b.clone());
-    let ws = workers(&b, &wf, 2);
+    let ws = spawn_workers(&b, &wf, 2, 4);
     client.submit(&*wf, "parked", 1).await.unwrap();
     wait_status(&client, "parked", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Waiting { .. })
@@ -244,7 +226,7 @@ async fn pause_holds_a_workflow_until_unpaused() {
     let (_db, b) = backend().await;
     let wf = parked(Duration::from_millis(500));
     let client = WorkflowClient::new(b.clone());
-    let ws = workers(&b, &wf, 2);
+    let ws = spawn_workers(&b, &wf, 2, 4);
     client.submit(&*wf, "held", 4).await.unwrap();
     wait_status(&client, "held", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Waiting { .. })

@@ -13,7 +13,7 @@ use sayiir_core::context::WorkflowContext;
 use sayiir_core::registry::TaskRegistry;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_runtime::serialization::JsonCodec;
-use sayiir_runtime::{PooledWorker, WorkerHandle, WorkflowClient};
+use sayiir_runtime::{PooledWorker, WorkflowClient};
 
 const WORKFLOWS: usize = 300;
 const ROUNDS: usize = 3;
@@ -52,28 +52,12 @@ fn linear() -> Workflow<JsonCodec, u64> {
         .unwrap()
 }
 
-fn spawn_workers(
-    b: &Backend,
-    wf: &Arc<Workflow<JsonCodec, u64>>,
-    n: usize,
-) -> Vec<WorkerHandle<Backend>> {
-    let registry = vec![(*wf.definition_hash(), Arc::clone(wf))];
-    (0..n)
-        .map(|i| {
-            PooledWorker::new(format!("worker-{i}"), b.clone(), TaskRegistry::new())
-                .with_claim_ttl(Some(Duration::from_secs(30)))
-                .with_batch_size(NonZeroUsize::new(8).unwrap())
-                .spawn(Duration::from_millis(100), registry.clone())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
     let (_db, b) = backend().await;
     let wf = Arc::new(linear());
     let client = WorkflowClient::new(b.clone());
-    let workers = spawn_workers(&b, &wf, 4);
+    let workers = spawn_workers(&b, &wf, 4, 8);
     for round in 0..ROUNDS {
         let mut ids = Vec::new();
         for i in 0..WORKFLOWS {

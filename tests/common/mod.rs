@@ -139,3 +139,25 @@ pub async fn wait_status(
 pub fn completed(s: &sayiir_core::workflow::WorkflowStatus) -> bool {
     matches!(s, sayiir_core::workflow::WorkflowStatus::Completed)
 }
+
+/// `n` PooledWorkers (30 s claims, 100 ms polls) running `wf`.
+pub fn spawn_workers(
+    b: &Backend,
+    wf: &std::sync::Arc<sayiir_core::workflow::Workflow<JsonCodec, u64>>,
+    n: usize,
+    batch: usize,
+) -> Vec<sayiir_runtime::WorkerHandle<Backend>> {
+    let registry = vec![(*wf.definition_hash(), std::sync::Arc::clone(wf))];
+    (0..n)
+        .map(|i| {
+            sayiir_runtime::PooledWorker::new(
+                format!("worker-{i}"),
+                b.clone(),
+                sayiir_core::registry::TaskRegistry::new(),
+            )
+            .with_claim_ttl(Some(std::time::Duration::from_secs(30)))
+            .with_batch_size(std::num::NonZeroUsize::new(batch).unwrap())
+            .spawn(std::time::Duration::from_millis(100), registry.clone())
+        })
+        .collect()
+}
