@@ -54,7 +54,7 @@ fn linear() -> Workflow<JsonCodec, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
-    let (_db, b) = backend().await;
+    let (db, b) = backend().await;
     let wf = Arc::new(linear());
     let client = WorkflowClient::new(b.clone());
     let workers = spawn_workers(&b, &wf, 4, 8);
@@ -96,6 +96,19 @@ async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
         w.join().await.unwrap();
     }
     assert_eq!(b.metrics().recovered, 0, "no recovery in a healthy run");
+    // Finished workflows leave nothing in the dispatch queue: the finder's
+    // cost does not grow with them.
+    let mut conn = raw_conn(&db).await;
+    let queued: i64 = {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        sayiir_diesel::schema::sayiir::tasks::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(queued, 0);
 }
 
 static HICCUP_RUNS: AtomicU32 = AtomicU32::new(0);

@@ -102,6 +102,7 @@ impl<C> DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
+    #[tracing::instrument(level = "debug", skip(self, task_id), fields(%task_id))]
     async fn take_claim(
         &self,
         instance_id: &str,
@@ -131,6 +132,7 @@ where
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip(self, sql, task_id), fields(%task_id))]
     async fn change_claim(
         &self,
         sql: &'static str,
@@ -225,6 +227,7 @@ where
 
     /// `find_available_tasks` with transient failures retried (capped
     /// back-off, logged) so that a database hiccup never ends a worker.
+    #[tracing::instrument(level = "debug", skip(self, aging))]
     async fn find_tasks(
         &self,
         worker_id: &str,
@@ -251,6 +254,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %hint.instance_id))]
     async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
         if hint.instance_id.is_empty() || hint.instance_id.contains('\0') {
             return Ok(None);

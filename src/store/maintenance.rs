@@ -64,6 +64,7 @@ where
     C: SnapshotCodec + Send + Sync + 'static,
 {
     /// Advances due parks and recovers rows stuck at a completed task.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn maintain(&self, conn: &mut AsyncPgConnection) -> Result<()> {
         let grace = self.inner.recovery_grace.as_secs_f64() * 1000.0;
         let due: Vec<DueRow> = Raw::new(DUE_WORK)
@@ -74,11 +75,10 @@ where
         for row in due {
             match self.advance(conn, &row.instance_id).await {
                 Ok(()) => {}
-                Err(Error::Codec(msg)) => {
-                    let err = Error::Codec(msg);
-                    self.quarantine(conn, &row.instance_id, &err).await?;
-                }
-                Err(e) => return Err(e),
+                Err(e) if e.is_transient() => return Err(e),
+                // One bad row (undecodable blob, corrupt id) must not fail
+                // the finder for everyone: set it aside and go on.
+                Err(e) => self.quarantine(conn, &row.instance_id, &e).await?,
             }
         }
         Ok(())
@@ -87,6 +87,7 @@ where
     /// One short transaction: lock the row (skipping it when another
     /// session holds it), re-check everything under the lock (on the
     /// database clock), move it on, notify.
+    #[tracing::instrument(level = "debug", skip(self, conn))]
     async fn advance(&self, conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
         conn.transaction(async |conn| {
             let locked: Option<LockedRow> = workflows::table

@@ -232,6 +232,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
     async fn fetch_signal(
         &self,
         instance_id: &str,
@@ -244,6 +245,7 @@ where
             .map(to_request))
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
     async fn drop_signal(&self, instance_id: &str, kind: SignalKind) -> Result<()> {
         check_id("instance id", instance_id)?;
         let mut conn = self.conn().await?;
@@ -365,6 +367,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip(self))]
     async fn take_event(&self, instance_id: &str, signal_name: &str) -> Result<Option<Bytes>> {
         check_id("instance id", instance_id)?;
         check_text("signal name", signal_name)?;

@@ -132,6 +132,7 @@ where
     }
 
     /// `list_snapshots`: every instance id, unordered, unpaged.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn list(&self) -> Result<Vec<String>> {
         let mut conn = self.conn().await?;
         Ok(workflows::table
