@@ -41,18 +41,18 @@ pub struct PgServer {
 /// clean up as soon as stdin closes (the test process exited).
 const SUPERVISOR: &str = r#"
 set -eu
-BIN="$1"; PORT="$2"
+BIN="$1"; PORT="$2"; ISREADY="$3"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sayiir-pg-XXXXXX")
 cleanup() { rm -rf "$DIR"; }
 trap cleanup EXIT
-"$BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --no-sync --no-instructions >"$DIR/initdb.log" 2>&1 \
+"$BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
 "$BIN/postgres" -D "$DIR/data" -k "$DIR" -h 127.0.0.1 -p "$PORT" \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
   -c max_connections=300 -c shared_buffers=128MB >"$DIR/server.log" 2>&1 &
 PG=$!
 i=0
-until "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
+until "$ISREADY" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
   i=$((i+1))
   if [ "$i" -gt 300 ] || ! kill -0 "$PG" 2>/dev/null; then cat "$DIR/server.log" >&2; exit 1; fi
   sleep 0.1
@@ -95,6 +95,8 @@ impl PgServer {
             "DATABASE_URL is unset and no PostgreSQL binaries were found \
              (set PG_BIN, install postgresql, or set DATABASE_URL)",
         )?;
+        let isready = find_pg_isready(&bin)
+            .ok_or("pg_isready not found (install postgresql-client or put it beside initdb)")?;
         let port = free_port()?;
         let mut cmd = if is_root() {
             let mut c = Command::new("runuser");
@@ -107,6 +109,7 @@ impl PgServer {
         };
         cmd.arg(&bin)
             .arg(port.to_string())
+            .arg(&isready)
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -343,9 +346,30 @@ fn free_port() -> Result<u16, Error> {
 }
 
 fn has_server_bins(dir: &Path) -> bool {
-    ["initdb", "postgres", "pg_isready"]
-        .iter()
-        .all(|b| dir.join(b).is_file())
+    ["initdb", "postgres"].iter().all(|b| dir.join(b).is_file())
+}
+
+/// `pg_isready` beside the server binaries, else any on `PATH` or under
+/// `/usr/lib/postgresql` (it speaks to every server version). Bundles such
+/// as `@embedded-postgres` ship the server without it.
+fn find_pg_isready(bin: &Path) -> Option<PathBuf> {
+    let beside = bin.join("pg_isready");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("pg_isready"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin/pg_isready"))
+            .find(|p| p.is_file())
+    })
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
