@@ -39,10 +39,9 @@ use sayiir_core::snapshot::{
     ExecutionPosition, SignalKind, WorkflowSnapshot, WorkflowSnapshotState,
 };
 
-use super::signal::{
-    apply_request, delete_signal, pop_event, read_signal, resume_at_signal, to_request,
-};
-use super::write::{Write, write_snapshot};
+use super::event::{pop_event, resume_at_signal};
+use super::signal::{apply_request, delete_signal, read_signal, to_request};
+use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Error, Result};
 use crate::queries::{DUE_WORK, Raw};
@@ -132,16 +131,10 @@ where
                 return Ok(());
             };
             self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
-            snapshot.strip_task_outputs();
-            let blob = crate::codec::encode(&self.inner.codec, &snapshot)?;
-            let write = Write {
-                blob,
-                outputs: &outputs,
-                may_notify: true,
-                keep_history: self.inner.keep_history,
-                leave_paused: false,
-            };
-            write_snapshot(conn, &snapshot, write).await.map(drop)
+            let blob = self.encode_stripped(&mut snapshot)?;
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true))
+                .await
+                .map(drop)
         })
         .await
     }
@@ -158,16 +151,8 @@ where
             if let Some(fields) = read_signal(conn, &instance_id, kind).await? {
                 let at = snapshot.current_task_id();
                 apply_request(snapshot, kind, to_request(fields), at);
-                snapshot.strip_task_outputs();
-                let blob = crate::codec::encode(&self.inner.codec, snapshot)?;
-                let write = Write {
-                    blob,
-                    outputs: &[],
-                    may_notify: false,
-                    keep_history: self.inner.keep_history,
-                    leave_paused: false,
-                };
-                write_snapshot(conn, snapshot, write).await?;
+                let blob = self.encode_stripped(snapshot)?;
+                write_snapshot(conn, snapshot, self.write_opts(blob, &[], false)).await?;
                 delete_signal(conn, &instance_id, kind).await?;
                 self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(

@@ -7,6 +7,7 @@
 //! is the first row they touch).
 
 mod claim;
+mod event;
 mod maintenance;
 pub use claim::MAINTENANCE_EVERY;
 mod signal;

@@ -16,8 +16,7 @@
 //! | `store_signal` | 4: BEGIN, lock, upsert, COMMIT | yes |
 //! | `get_signal`, `clear_signal`, `consume_event` | 1 | no |
 //! | `unpause` | 5: BEGIN, lock, write, read back hydrated, COMMIT | yes |
-//! | `send_event`, buffered | 4: BEGIN, lock, insert event, COMMIT | yes |
-//! | `send_event`, resuming a parked workflow | 5–6: BEGIN, lock, pop oldest event (+ append the new one if there was one), write, COMMIT | yes |
+//! | `send_event`, `consume_event` | see [`super::event`] | |
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -26,8 +25,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::{
-    ExecutionPosition, PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot,
-    WorkflowSnapshotState,
+    PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot, WorkflowSnapshotState,
 };
 use sayiir_persistence::{BackendError, SignalStore};
 
@@ -35,8 +33,8 @@ use super::snapshot::lock_workflow;
 use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_id, check_text};
-use crate::queries::{LOAD_SNAPSHOT, POP_EVENT, Raw};
-use crate::schema::sayiir::{events, signals};
+use crate::queries::{LOAD_SNAPSHOT, Raw};
+use crate::schema::sayiir::signals;
 
 /// A stored signal row's request fields.
 type SignalFields = (Option<String>, Option<String>, DateTime<Utc>);
@@ -72,45 +70,6 @@ pub(super) async fn delete_signal(
     kind: SignalKind,
 ) -> Result<()> {
     diesel::delete(signals::table.find((instance_id, kind.as_ref())))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Removes and returns the oldest buffered event for (instance, name).
-/// Concurrent consumers skip a head another one has locked, so no event is
-/// handed out twice.
-pub(crate) async fn pop_event(
-    conn: &mut AsyncPgConnection,
-    instance_id: &str,
-    signal_name: &str,
-) -> Result<Option<Vec<u8>>> {
-    #[derive(diesel::QueryableByName)]
-    struct Popped {
-        #[diesel(sql_type = diesel::sql_types::Bytea)]
-        payload: Vec<u8>,
-    }
-    let popped: Option<Popped> = Raw::new(POP_EVENT)
-        .bind::<diesel::sql_types::Text, _>(instance_id)
-        .bind::<diesel::sql_types::Text, _>(signal_name)
-        .get_result(conn)
-        .await
-        .optional()?;
-    Ok(popped.map(|p| p.payload))
-}
-
-async fn push_event(
-    conn: &mut AsyncPgConnection,
-    instance_id: &str,
-    signal_name: &str,
-    payload: &[u8],
-) -> Result<()> {
-    diesel::insert_into(events::table)
-        .values((
-            events::instance_id.eq(instance_id),
-            events::signal_name.eq(signal_name),
-            events::payload.eq(payload),
-        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -165,27 +124,6 @@ impl<C> DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
-    fn write_opts<'a>(
-        &self,
-        blob: Vec<u8>,
-        outputs: &'a [(TaskId, Bytes)],
-        notify: bool,
-    ) -> Write<'a> {
-        Write {
-            blob,
-            outputs,
-            may_notify: notify,
-            keep_history: self.inner.keep_history,
-            leave_paused: false,
-        }
-    }
-
-    /// Encodes a snapshot whose outputs are already stripped or absent.
-    fn encode_stripped(&self, snapshot: &mut WorkflowSnapshot) -> Result<Vec<u8>> {
-        snapshot.strip_task_outputs();
-        crate::codec::encode(&self.inner.codec, snapshot)
-    }
-
     #[tracing::instrument(level = "debug", skip(self, request), fields(kind = kind.as_ref()))]
     async fn put_signal(
         &self,
@@ -319,63 +257,6 @@ where
         })
         .await
     }
-
-    /// `send_event`: resumes a workflow parked at this signal name (oldest
-    /// buffered event first), otherwise buffers the event.
-    #[tracing::instrument(level = "debug", skip(self, payload))]
-    async fn deliver_event(
-        &self,
-        instance_id: &str,
-        signal_name: &str,
-        payload: Bytes,
-    ) -> Result<()> {
-        check_id("instance id", instance_id)?;
-        check_text("signal name", signal_name)?;
-        let mut conn = self.conn().await?;
-        conn.transaction(async |conn| {
-            let parked = match lock_workflow(conn, instance_id).await? {
-                Some((status, blob, trace_parent)) if status == "InProgress" => {
-                    let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
-                    snapshot.trace_parent = trace_parent;
-                    let waiting = matches!(
-                        &snapshot.state,
-                        WorkflowSnapshotState::InProgress {
-                            position: ExecutionPosition::AtSignal { signal_name: n, .. },
-                            ..
-                        } if n == signal_name
-                    );
-                    waiting.then_some(snapshot)
-                }
-                _ => None,
-            };
-            let Some(mut snapshot) = parked else {
-                return push_event(conn, instance_id, signal_name, &payload).await;
-            };
-            // FIFO: an older buffered event resumes first; the new one queues.
-            let payload = match pop_event(conn, instance_id, signal_name).await? {
-                Some(oldest) => {
-                    push_event(conn, instance_id, signal_name, &payload).await?;
-                    Bytes::from(oldest)
-                }
-                None => payload,
-            };
-            let outputs = resume_at_signal(&mut snapshot, payload);
-            let blob = self.encode_stripped(&mut snapshot)?;
-            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true)).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self))]
-    async fn take_event(&self, instance_id: &str, signal_name: &str) -> Result<Option<Bytes>> {
-        check_id("instance id", instance_id)?;
-        check_text("signal name", signal_name)?;
-        let mut conn = self.conn().await?;
-        Ok(pop_event(&mut conn, instance_id, signal_name)
-            .await?
-            .map(Bytes::from))
-    }
 }
 
 /// The state change a cancel or pause request makes at a task boundary.
@@ -391,34 +272,6 @@ pub(super) fn apply_request(
         }
         SignalKind::Pause => snapshot.mark_paused(&PauseRequest::from(request)),
     }
-}
-
-/// Resumes a snapshot parked at `AtSignal` with `payload`: records it under
-/// the signal node's id, then moves to the next task or completes with the
-/// payload as final output. Returns the outputs the write must persist.
-pub(crate) fn resume_at_signal(
-    snapshot: &mut WorkflowSnapshot,
-    payload: Bytes,
-) -> Vec<(TaskId, Bytes)> {
-    let WorkflowSnapshotState::InProgress {
-        position:
-            ExecutionPosition::AtSignal {
-                signal_id,
-                next_task_id,
-                ..
-            },
-        ..
-    } = &snapshot.state
-    else {
-        return Vec::new();
-    };
-    let (signal_id, next) = (*signal_id, *next_task_id);
-    snapshot.mark_task_completed(signal_id, payload.clone());
-    match next {
-        Some(task_id) => snapshot.update_position(ExecutionPosition::AtTask { task_id }),
-        None => snapshot.mark_completed(payload.clone()),
-    }
-    vec![(signal_id, payload)]
 }
 
 impl<C> SignalStore for DieselBackend<C>

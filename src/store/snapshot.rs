@@ -17,7 +17,7 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_persistence::{BackendError, SnapshotStore};
 
-use super::write::{Write, check_snapshot_text, write_snapshot};
+use super::write::{check_snapshot_text, write_snapshot};
 use super::{StoredSnapshot, member_outputs};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_id};
@@ -39,18 +39,7 @@ where
         snapshot.hydrate_task_outputs(outputs.iter().cloned());
         let blob = blob?;
         let mut conn = self.conn().await?;
-        write_snapshot(
-            &mut conn,
-            snapshot,
-            Write {
-                blob,
-                outputs: &outputs,
-                may_notify: true,
-                keep_history: self.inner.keep_history,
-                leave_paused: false,
-            },
-        )
-        .await?;
+        write_snapshot(&mut conn, snapshot, self.write_opts(blob, &outputs, true)).await?;
         snapshot.output_unflushed = false;
         Ok(())
     }
@@ -68,7 +57,6 @@ where
         check_id("instance id", instance_id)?;
         let mut conn = self.conn().await?;
         let codec = &self.inner.codec;
-        let keep_history = self.inner.keep_history;
         conn.transaction(async |conn| {
             let Some((status, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {
                 return Err(Error::NotFound(instance_id.to_owned()));
@@ -79,18 +67,11 @@ where
             let mut snapshot = crate::codec::decode(codec, &blob)?;
             snapshot.trace_parent = trace_parent;
             snapshot.mark_task_completed(task_id, output.clone());
-            snapshot.strip_task_outputs();
-            let blob = crate::codec::encode(codec, &snapshot)?;
+            let blob = self.encode_stripped(&mut snapshot)?;
             let outputs = [(task_id, output)];
-            snapshot.hydrate_task_outputs(outputs.iter().cloned());
-            let write = Write {
-                blob,
-                outputs: &outputs,
-                may_notify: false,
-                keep_history,
-                leave_paused: false,
-            };
-            write_snapshot(conn, &snapshot, write).await.map(drop)
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, false))
+                .await
+                .map(drop)
         })
         .await
     }

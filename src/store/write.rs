@@ -241,3 +241,29 @@ pub(crate) async fn write_snapshot(
         .await?;
     Ok(row.written > 0)
 }
+
+impl<C> crate::DieselBackend<C>
+where
+    C: sayiir_core::codec::SnapshotCodec + Send + Sync + 'static,
+{
+    pub(crate) fn write_opts<'a>(
+        &self,
+        blob: Vec<u8>,
+        outputs: &'a [(TaskId, bytes::Bytes)],
+        notify: bool,
+    ) -> Write<'a> {
+        Write {
+            blob,
+            outputs,
+            may_notify: notify,
+            keep_history: self.inner.keep_history,
+            leave_paused: false,
+        }
+    }
+
+    /// Encodes a snapshot whose outputs are already stripped or absent.
+    pub(crate) fn encode_stripped(&self, snapshot: &mut WorkflowSnapshot) -> Result<Vec<u8>> {
+        snapshot.strip_task_outputs();
+        crate::codec::encode(&self.inner.codec, snapshot)
+    }
+}
