@@ -216,8 +216,15 @@ fn spawn_child(mode: &str, url: &str) -> Child {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_task_is_taken_over() {
+/// A fresh database, a backend that recovers after 1 s, and instance "wf"
+/// of [`workflow`] submitted with `input`.
+async fn submitted(
+    input: u64,
+) -> (
+    sayiir_diesel_testkit::TestDatabase,
+    Backend,
+    WorkflowClient<Backend>,
+) {
     let db = test_db().await;
     let b = Backend::builder(db.url())
         .recovery_grace(Duration::from_secs(1))
@@ -225,8 +232,13 @@ async fn a_worker_killed_mid_task_is_taken_over() {
         .await
         .unwrap();
     let client = WorkflowClient::new(b.clone());
-    let wf = workflow();
-    client.submit(&*wf, "wf", 1u64).await.unwrap();
+    client.submit(&*workflow(), "wf", input).await.unwrap();
+    (db, b, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_is_taken_over() {
+    let (db, b, client) = submitted(1).await;
 
     let mut child = spawn_child("hang", db.url());
     // Wait until the child holds the claim on s2 (it hangs there).
@@ -268,15 +280,7 @@ async fn a_worker_killed_mid_task_is_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_dead_right_after_saving_the_final_output_is_recovered() {
-    let db = test_db().await;
-    let b = Backend::builder(db.url())
-        .recovery_grace(Duration::from_secs(1))
-        .build()
-        .await
-        .unwrap();
-    let client = WorkflowClient::new(b.clone());
-    let wf = workflow();
-    client.submit(&*wf, "wf", 2u64).await.unwrap();
+    let (db, b, client) = submitted(2).await;
 
     let mut child = spawn_child("abort-after-save", db.url());
     let status = child.wait().unwrap();
