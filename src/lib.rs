@@ -50,6 +50,10 @@ mod store;
 pub mod wakeup;
 
 pub use backend::{Builder, DieselBackend, Metrics};
+
+/// The finder's statement, for plan tests (`EXPLAIN`); not a stable API.
+#[doc(hidden)]
+pub const FINDER_SQL: &str = queries::FIND_TASKS;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use pool::PgPool;

@@ -1,0 +1,1 @@
+DROP INDEX sayiir.tasks_runnable_idx;
