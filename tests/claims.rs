@@ -511,3 +511,45 @@ async fn dropping_the_last_clone_closes_the_listener_and_the_pool() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn only_dispatchable_saves_send_a_wakeup() {
+    let (_db, b) = backend().await;
+    let quiet = async |b: &Backend, what: &str| {
+        let hint = b.wait_for_wakeup(Duration::from_millis(300)).await.unwrap();
+        assert!(hint.is_none(), "{what} must not wake workers: {hint:?}");
+    };
+    b.save_snapshot(&mut sayiir_core::snapshot::WorkflowSnapshot::new(
+        "fresh",
+        def_hash(),
+    ))
+    .await
+    .unwrap();
+    quiet(&b, "NotStarted").await;
+    let mut parked = at_task("parked", "a");
+    parked.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("d"),
+        entered_at: chrono::Utc::now(),
+        wake_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut parked).await.unwrap();
+    quiet(&b, "a parked delay").await;
+    let mut done = at_task("done", "a");
+    done.mark_task_completed(tid("a"), Bytes::from_static(b"x"));
+    b.save_snapshot(&mut done).await.unwrap();
+    quiet(&b, "a task whose output is recorded").await;
+    done.mark_completed(Bytes::new());
+    b.save_snapshot(&mut done).await.unwrap();
+    quiet(&b, "Completed").await;
+    // Dispatchable: a hint, even without a resolvable input.
+    let mut ready = sayiir_core::snapshot::WorkflowSnapshot::new("ready", def_hash());
+    ready.update_position(ExecutionPosition::AtTask { task_id: tid("a") });
+    b.save_snapshot(&mut ready).await.unwrap();
+    let hint = b
+        .wait_for_wakeup(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("a hint");
+    assert_eq!(hint.instance_id, "ready");
+}
