@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Double, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -33,7 +32,7 @@ use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
 use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
-use super::StoredSnapshot;
+use super::{StoredSnapshot, task_input};
 use crate::DieselBackend;
 use crate::backend::Counters;
 use crate::error::{Error, Result, check_id, check_text};
@@ -87,14 +86,6 @@ fn claim_backend_error(err: Error) -> BackendError {
     match err {
         Error::Conflict(msg) => BackendError::Backend(msg),
         other => other.into(),
-    }
-}
-
-/// The input of the task a snapshot is at (SPEC 1.5).
-fn task_input(snapshot: &WorkflowSnapshot) -> Option<Bytes> {
-    match snapshot.get_all_task_results() {
-        Some(members) if !members.is_empty() => snapshot.get_last_task_output(),
-        _ => snapshot.initial_input.clone(),
     }
 }
 
@@ -256,7 +247,7 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %hint.instance_id))]
     async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
-        if hint.instance_id.is_empty() || hint.instance_id.contains('\0') {
+        if check_id("instance id", &hint.instance_id).is_err() {
             return Ok(None);
         }
         let mut conn = self.conn().await?;

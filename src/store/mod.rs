@@ -73,3 +73,13 @@ pub(crate) fn member_outputs(snapshot: &WorkflowSnapshot) -> Vec<(TaskId, bytes:
         })
         .unwrap_or_default()
 }
+
+/// The input of the task a snapshot is at (SPEC 1.5): the initial input
+/// while nothing is completed, else the last completed task's output.
+/// `None` means the task cannot be dispatched.
+pub(crate) fn task_input(snapshot: &WorkflowSnapshot) -> Option<bytes::Bytes> {
+    match snapshot.get_all_task_results() {
+        Some(members) if !members.is_empty() => snapshot.get_last_task_output(),
+        _ => snapshot.initial_input.clone(),
+    }
+}

@@ -24,9 +24,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
-use sayiir_core::snapshot::{
-    PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot, WorkflowSnapshotState,
-};
+use sayiir_core::snapshot::{PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot};
 use sayiir_persistence::{BackendError, SignalStore};
 
 use super::snapshot::lock_workflow;
@@ -73,16 +71,6 @@ pub(super) async fn delete_signal(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-fn status_name(state: &WorkflowSnapshotState) -> &'static str {
-    match state {
-        WorkflowSnapshotState::InProgress { .. } => "InProgress",
-        WorkflowSnapshotState::Paused { .. } => "Paused",
-        WorkflowSnapshotState::Completed { .. } => "Completed",
-        WorkflowSnapshotState::Failed { .. } => "Failed",
-        WorkflowSnapshotState::Cancelled { .. } => "Cancelled",
-    }
 }
 
 /// What `store_signal` does for a stored status (SPEC 3.1).
@@ -239,7 +227,7 @@ where
             if !snapshot.state.is_paused() {
                 return Err(Error::Conflict(format!(
                     "unpause:Workflow is not paused (current state: {:?})",
-                    status_name(&snapshot.state)
+                    snapshot.state.as_ref()
                 )));
             }
             snapshot.mark_unpaused();

@@ -111,14 +111,6 @@ fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
     })
 }
 
-/// Whether the task the snapshot is at can get its input (SPEC 1.5).
-fn input_ready(snapshot: &WorkflowSnapshot) -> bool {
-    match snapshot.get_all_task_results() {
-        Some(members) if !members.is_empty() => snapshot.get_last_task_output().is_some(),
-        _ => snapshot.initial_input.is_some(),
-    }
-}
-
 /// The wakeup payload for a committed dispatchable state, if any.
 fn wakeup_payload(snapshot: &WorkflowSnapshot, queue: Option<&QueueRow>) -> Option<String> {
     let queue = queue.filter(|q| q.kind == "AtTask" && !q.completed)?;
@@ -198,7 +190,7 @@ pub(crate) async fn write_snapshot(
     let queue = queue_row(snapshot);
     let hint = wakeup_payload(snapshot, queue.as_ref());
     let notify = if write.may_notify { hint.clone() } else { None };
-    let ready = input_ready(snapshot);
+    let ready = super::task_input(snapshot).is_some();
     let status: &str = snapshot.state.as_ref();
     let q = queue.as_ref();
     let row: Written = Raw::new(WRITE_SNAPSHOT)
