@@ -30,6 +30,7 @@ pub(crate) struct Inner<C> {
     pub(crate) codec: C,
     pub(crate) keep_history: bool,
     pub(crate) recovery_grace: Duration,
+    pub(crate) offer_lease: Duration,
     pub(crate) wakeup: Wakeup,
     pub(crate) metrics: Counters,
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
@@ -144,6 +145,7 @@ where
                 codec: C::default(),
                 keep_history: config.keep_history,
                 recovery_grace: config.recovery_grace,
+                offer_lease: config.offer_lease,
                 wakeup,
                 metrics: Counters::default(),
                 wakeup_counters,
@@ -255,6 +257,14 @@ where
     #[must_use]
     pub fn recovery_grace(mut self, d: Duration) -> Self {
         self.config.recovery_grace = d;
+        self
+    }
+
+    /// How long a finder's picks stay reserved for the polling worker
+    /// (default 2 s; `Duration::ZERO` turns it off; see [`Config::offer_lease`]).
+    #[must_use]
+    pub fn offer_lease(mut self, d: Duration) -> Self {
+        self.config.offer_lease = d;
         self
     }
 

@@ -14,6 +14,9 @@ pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_mins(1);
 /// Default crash-recovery grace period (see [`Config::recovery_grace`]).
 pub const DEFAULT_RECOVERY_GRACE: Duration = Duration::from_secs(30);
+/// Default time a finder's pick stays reserved for the worker it was
+/// handed to (see [`Config::offer_lease`]).
+pub const DEFAULT_OFFER_LEASE: Duration = Duration::from_secs(2);
 /// Default `application_name`, visible in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "sayiir-diesel";
 
@@ -46,6 +49,14 @@ pub struct Config {
     /// no live claim, before the finder makes that task runnable again
     /// (crash recovery, SPEC 4.7). Default [`DEFAULT_RECOVERY_GRACE`].
     pub recovery_grace: Duration,
+    /// How long the tasks a finder hands to a worker are passed over by
+    /// other workers' finders, so that workers polling at once get
+    /// different batches instead of racing for the same claims. It only
+    /// steers finders: a claim is still what decides, and a worker that
+    /// does not claim its picks in time (dead, or busy with a long task
+    /// earlier in its batch) leaves them to others when the lease ends.
+    /// `Duration::ZERO` turns it off. Default [`DEFAULT_OFFER_LEASE`].
+    pub offer_lease: Duration,
 }
 
 impl Config {
@@ -63,6 +74,7 @@ impl Config {
             run_migrations: true,
             keep_history: true,
             recovery_grace: DEFAULT_RECOVERY_GRACE,
+            offer_lease: DEFAULT_OFFER_LEASE,
         }
     }
 }

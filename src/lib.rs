@@ -54,6 +54,9 @@ pub use backend::{Builder, DieselBackend, Metrics};
 /// The finder's statement, for plan tests (`EXPLAIN`); not a stable API.
 #[doc(hidden)]
 pub const FINDER_SQL: &str = queries::FIND_TASKS;
+/// Maintenance's scan for due rows, for plan tests; not a stable API.
+#[doc(hidden)]
+pub const MAINTENANCE_SQL: &str = queries::DUE_WORK;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use pool::PgPool;

@@ -1,10 +1,9 @@
 //! Statements the Diesel DSL cannot express (data-modifying CTEs, lateral
-//! aggregates). Each lives in `.sql` files under `src/sql/` (shared pieces,
-//! such as the hydrating join of member outputs, are composed with
-//! `concat!`), numbered
-//! `$1…$n`, and runs through [`Raw`], which binds typed values and, unlike
-//! `sql_query`, is safe to cache: the statement is prepared once per
-//! connection, so each call is one round trip.
+//! aggregates, recursive walks). Each lives in a `.sql` file under
+//! `src/sql/`, numbered `$1…$n`, and runs through [`Raw`], which binds typed
+//! values and, unlike `sql_query`, is safe to cache: the statement is
+//! prepared once per connection, so each call is one round trip. A `$`
+//! inside a `--` comment or a `'…'` literal is not a placeholder.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
@@ -63,38 +62,29 @@ impl<'a> Raw<'a> {
 
 impl QueryFragment<Pg> for Raw<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest = self.sql;
         let mut highest = 0;
-        while let Some(at) = rest.find('$') {
-            let (before, after) = rest.split_at(at);
-            out.push_sql(before);
-            let digits = after
-                .get(1..)
-                .unwrap_or("")
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .count();
-            let number: usize = after
-                .get(1..=digits)
-                .and_then(|d| d.parse().ok())
-                .ok_or_else(|| {
-                    diesel::result::Error::QueryBuilderError(
+        for piece in pieces(self.sql) {
+            match piece {
+                Piece::Sql(text) => out.push_sql(text),
+                Piece::Placeholder(number) => {
+                    let bind = number
+                        .checked_sub(1)
+                        .and_then(|i| self.binds.get(i))
+                        .ok_or_else(|| {
+                            diesel::result::Error::QueryBuilderError(
+                                format!("no value bound for ${number}").into(),
+                            )
+                        })?;
+                    bind.push(&mut out)?;
+                    highest = highest.max(number);
+                }
+                Piece::Bad => {
+                    return Err(diesel::result::Error::QueryBuilderError(
                         format!("bad placeholder in statement: {}", self.sql).into(),
-                    )
-                })?;
-            let bind = number
-                .checked_sub(1)
-                .and_then(|i| self.binds.get(i))
-                .ok_or_else(|| {
-                    diesel::result::Error::QueryBuilderError(
-                        format!("no value bound for ${number}").into(),
-                    )
-                })?;
-            bind.push(&mut out)?;
-            highest = highest.max(number);
-            rest = after.get(1 + digits..).unwrap_or("");
+                    ));
+                }
+            }
         }
-        out.push_sql(rest);
         if highest != self.binds.len() {
             return Err(diesel::result::Error::QueryBuilderError(
                 format!(
@@ -106,6 +96,58 @@ impl QueryFragment<Pg> for Raw<'_> {
         }
         Ok(())
     }
+}
+
+/// A run of statement text, or one `$n` placeholder.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'s> {
+    Sql(&'s str),
+    Placeholder(usize),
+    /// A `$` outside comments and literals that starts no placeholder.
+    Bad,
+}
+
+/// Splits a statement at its placeholders. A `$` inside a `--` comment or a
+/// `'…'` literal is text, not a placeholder.
+fn pieces(sql: &str) -> Vec<Piece<'_>> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = sql
+                    .get(i..)
+                    .and_then(|rest| rest.find('\n'))
+                    .map_or(bytes.len(), |n| i + n);
+            }
+            b'\'' => {
+                i = sql
+                    .get(i + 1..)
+                    .and_then(|rest| rest.find('\''))
+                    .map_or(bytes.len(), |n| i + n + 2);
+            }
+            b'$' => {
+                let digits = bytes
+                    .get(i + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                out.push(Piece::Sql(sql.get(start..i).unwrap_or_default()));
+                match sql.get(i + 1..=i + digits).and_then(|d| d.parse().ok()) {
+                    Some(number) => out.push(Piece::Placeholder(number)),
+                    None => out.push(Piece::Bad),
+                }
+                i += 1 + digits;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push(Piece::Sql(sql.get(start..).unwrap_or_default()));
+    out
 }
 
 impl QueryId for Raw<'_> {
@@ -144,25 +186,13 @@ pub(crate) const RELEASE_CLAIM: &str = include_str!("sql/release_claim.sql");
 /// Pushes the caller's claim expiry forward.
 pub(crate) const EXTEND_CLAIM: &str = include_str!("sql/extend_claim.sql");
 
-/// Every dispatch rule decided before `LIMIT`, ordered by worker bias, aged
-/// priority and age, with the hydrated snapshot of each pick.
-pub(crate) const FIND_TASKS: &str = concat!(
-    include_str!("sql/hydrated_select.sql"),
-    include_str!("sql/find_tasks_head.sql"),
-    include_str!("sql/dispatchable.sql"),
-    include_str!("sql/find_tasks_tail.sql"),
-    include_str!("sql/member_outputs.sql"),
-    include_str!("sql/find_tasks_order.sql")
-);
+/// Every dispatch rule decided on the queue row before `LIMIT`, one index
+/// walk per priority level, ordered by worker bias, aged priority and age;
+/// the picks are offered to the polling worker and hydrated.
+pub(crate) const FIND_TASKS: &str = include_str!("sql/find_tasks.sql");
 
 /// The same rules for one hinted (instance, task).
-pub(crate) const FIND_HINTED: &str = concat!(
-    include_str!("sql/hydrated_select.sql"),
-    include_str!("sql/find_hinted_head.sql"),
-    include_str!("sql/member_outputs.sql"),
-    include_str!("sql/find_hinted_where.sql"),
-    include_str!("sql/dispatchable.sql")
-);
+pub(crate) const FIND_HINTED: &str = include_str!("sql/find_hinted.sql");
 
 /// Parks that are due (delay expired, event buffered, signal timed out) and
 /// rows left at a completed task past the recovery grace period.
@@ -172,22 +202,49 @@ pub(crate) const DUE_WORK: &str = include_str!("sql/due_work.sql");
 mod tests {
     use super::*;
 
-    /// Placeholders of a statement: every `$` starts one, numbered 1..=n
-    /// without gaps (a `$` in a comment or literal would break binding).
+    /// Placeholders of a statement, numbered 1..=n without gaps; a `$`
+    /// outside comments and literals that is no placeholder fails.
     fn placeholders(sql: &str) -> Vec<usize> {
-        let mut seen: Vec<usize> = sql
-            .split('$')
-            .skip(1)
-            .map(|rest| {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits
-                    .parse()
-                    .unwrap_or_else(|_| panic!("a `$` that is no placeholder in:\n{sql}"))
+        let mut seen: Vec<usize> = pieces(sql)
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Sql(_) => None,
+                Piece::Placeholder(n) => Some(n),
+                Piece::Bad => panic!("a `$` that is no placeholder in:\n{sql}"),
             })
             .collect();
         seen.sort_unstable();
         seen.dedup();
         seen
+    }
+
+    #[test]
+    fn dollars_in_comments_and_literals_are_text() {
+        let sql = "SELECT $1 -- not $2\n, '$3', $2";
+        assert_eq!(placeholders(sql), vec![1, 2]);
+        assert!(pieces("SELECT $x").contains(&Piece::Bad));
+    }
+
+    /// The dispatchable rule is written once per statement between markers;
+    /// every copy must be the same text.
+    #[test]
+    fn the_finders_share_one_dispatchable_rule() {
+        fn rules(sql: &str) -> Vec<String> {
+            sql.split("-- dispatchable:begin")
+                .skip(1)
+                .map(|rest| {
+                    let body = rest.split("-- dispatchable:end").next().unwrap();
+                    body.lines().map(str::trim).collect::<Vec<_>>().join("\n")
+                })
+                .collect()
+        }
+        let all: Vec<String> = rules(FIND_TASKS)
+            .into_iter()
+            .chain(rules(FIND_HINTED))
+            .collect();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|r| r == &all[0]), "{all:#?}");
+        assert!(all[0].contains("claimed_until"));
     }
 
     #[test]
@@ -199,7 +256,7 @@ mod tests {
             ("CLAIM_TASK", CLAIM_TASK, 4),
             ("RELEASE_CLAIM", RELEASE_CLAIM, 3),
             ("EXTEND_CLAIM", EXTEND_CLAIM, 4),
-            ("FIND_TASKS", FIND_TASKS, 4),
+            ("FIND_TASKS", FIND_TASKS, 5),
             ("FIND_HINTED", FIND_HINTED, 2),
             ("DUE_WORK", DUE_WORK, 2),
         ] {

@@ -73,6 +73,11 @@ pub mod sayiir {
             input_from -> Nullable<Bytea>,
             input_known -> Bool,
             released_at -> Nullable<Timestamptz>,
+            claimed_until -> Nullable<Timestamptz>,
+            requested -> Bool,
+            offered_to -> Nullable<Text>,
+            offered_until -> Nullable<Timestamptz>,
+            event_waiting -> Bool,
         }
     }
 

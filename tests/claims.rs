@@ -221,7 +221,13 @@ async fn finder_skips_signals_claims_finished_and_matches_tags() {
 
 #[tokio::test]
 async fn priority_aging_and_worker_bias_order_the_result() {
-    let (_db, b) = backend().await;
+    let db = test_db().await;
+    // Offers off: this test asks several workers for the same rows.
+    let b = Backend::builder(db.url())
+        .offer_lease(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     for (id, p) in [("p5", 5u8), ("p1", 1), ("p3", 3)] {
         let mut s = at_task(id, "a");
         s.task_priority = Some(p);
@@ -552,4 +558,45 @@ async fn only_dispatchable_saves_send_a_wakeup() {
         .unwrap()
         .expect("a hint");
     assert_eq!(hint.instance_id, "ready");
+}
+
+#[tokio::test]
+async fn workers_polling_at_once_get_different_batches() {
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .offer_lease(Duration::from_millis(400))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        b.save_snapshot(&mut at_task(&format!("wf-{i:02}"), "a"))
+            .await
+            .unwrap();
+    }
+    let first = found(&b, "w1", &[]).await;
+    let second = found(&b, "w2", &[]).await;
+    assert_eq!(first.len(), 10);
+    assert_eq!(second.len(), 10);
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "{first:?} / {second:?}"
+    );
+    // A worker polling again is offered its own picks again; a third
+    // worker gets nothing while both leases run.
+    assert_eq!(found(&b, "w1", &[]).await, first);
+    assert!(found(&b, "w3", &[]).await.is_empty());
+    // A lease that ends leaves the picks to anyone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(found(&b, "w3", &[]).await, first);
+    // An offer steers finders only: another worker may still claim.
+    let claim = b
+        .claim_task(
+            "wf-00",
+            &tid("a"),
+            "w2",
+            Some(chrono::Duration::seconds(30)),
+        )
+        .await
+        .unwrap();
+    assert!(claim.is_some());
 }

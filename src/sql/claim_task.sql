@@ -21,8 +21,16 @@ claimed AS (
         claimed_at = EXCLUDED.claimed_at,
         expires_at = EXCLUDED.expires_at
     WHERE c.expires_at IS NOT NULL AND c.expires_at <= now()
-    RETURNING floor(extract(epoch FROM c.claimed_at))::int8 AS claimed_at,
+    RETURNING c.instance_id, c.expires_at AS expires,
+              floor(extract(epoch FROM c.claimed_at))::int8 AS claimed_at,
               floor(extract(epoch FROM c.expires_at))::int8 AS expires_at
+),
+mirrored AS (
+    -- The finder reads the claim from the queue row.
+    UPDATE sayiir.tasks AS q
+    SET claimed_until = COALESCE(claimed.expires, 'infinity')
+    FROM claimed
+    WHERE q.instance_id = claimed.instance_id
 )
 SELECT EXISTS (SELECT 1 FROM wf) AS found,
        claimed.claimed_at,

@@ -1,35 +1,65 @@
-SELECT q.instance_id
-FROM sayiir.tasks AS q
-WHERE q.quarantined IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM sayiir.claims AS c
-      WHERE c.instance_id = q.instance_id
-        AND (c.expires_at IS NULL OR c.expires_at > now())
-  )
-  AND (
-      -- A cancel or pause nobody will apply: no worker holds the instance.
-      EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = q.instance_id)
-      OR (q.position_kind = 'AtDelay' AND q.wake_at <= now())
-      OR (q.position_kind = 'AtSignal'
-          AND (q.wake_at <= now()
-               OR EXISTS (SELECT 1 FROM sayiir.events AS e
-                          WHERE e.instance_id = q.instance_id
-                            AND e.signal_name = q.signal_name)))
-      -- Recovery: the task's output is recorded but nothing moved on, and a
-      -- claim-holding worker was driving it (its claim expired, or it
-      -- released after the save); an in-process runner takes no claims.
-      OR (q.position_kind = 'AtTask' AND q.completed
-          AND q.queued_at <= now() - $1::float8 * interval '1 millisecond'
-          AND (q.released_at >= q.queued_at
-               OR EXISTS (SELECT 1 FROM sayiir.claims AS c
-                          WHERE c.instance_id = q.instance_id)))
-      -- A queue row a concurrent write left behind.
-      OR NOT EXISTS (
-          SELECT 1 FROM sayiir.workflows AS v
-          WHERE v.instance_id = q.instance_id
-            AND v.status = 'InProgress'
-            AND v.position_kind = q.position_kind
-      )
-  )
-ORDER BY q.queued_at
+-- Queue rows maintenance may move on, oldest first: each kind is read
+-- through its own small index, and a row held by a live claim is left to
+-- its worker. Parameters: the recovery grace in milliseconds, the batch.
+SELECT due.instance_id
+FROM (
+    -- A cancel or pause nobody will apply: no worker holds the instance.
+    (SELECT q.instance_id, q.queued_at
+     FROM sayiir.tasks AS q
+     WHERE q.requested
+       AND q.quarantined IS NULL
+       AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+     LIMIT $2)
+    UNION
+    -- A delay that expired, or a signal wait that timed out.
+    (SELECT q.instance_id, q.queued_at
+     FROM sayiir.tasks AS q
+     WHERE q.wake_at <= now()
+       AND q.position_kind IN ('AtDelay', 'AtSignal')
+       AND q.quarantined IS NULL
+       AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+     ORDER BY q.wake_at
+     LIMIT $2)
+    UNION
+    -- A signal wait whose event was buffered before the park was written.
+    (SELECT q.instance_id, q.queued_at
+     FROM sayiir.tasks AS q
+     WHERE q.event_waiting
+       AND q.position_kind = 'AtSignal'
+       AND q.quarantined IS NULL
+       AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+     LIMIT $2)
+    UNION
+    -- An event buffered while the park was being written (the write could
+    -- not see it yet): recent events, each probing its instance's row.
+    (SELECT q.instance_id, q.queued_at
+     FROM sayiir.events AS e
+     CROSS JOIN LATERAL (
+         SELECT t.instance_id, t.queued_at
+         FROM sayiir.tasks AS t
+         WHERE t.instance_id = e.instance_id
+           AND t.position_kind = 'AtSignal'
+           AND t.signal_name = e.signal_name
+           AND t.quarantined IS NULL
+           AND (t.claimed_until IS NULL OR t.claimed_until <= now())
+         OFFSET 0
+     ) AS q
+     WHERE e.sent_at >= now() - interval '10 minutes'
+     LIMIT $2)
+    UNION
+    -- Recovery: the task's output is recorded but nothing moved on, and a
+    -- claim-holding worker was driving it (its claim expired, or it
+    -- released after the save); an in-process runner takes no claims.
+    (SELECT q.instance_id, q.queued_at
+     FROM sayiir.tasks AS q
+     WHERE q.position_kind = 'AtTask'
+       AND q.completed
+       AND q.queued_at <= now() - $1::float8 * interval '1 millisecond'
+       AND q.quarantined IS NULL
+       AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+       AND (q.released_at >= q.queued_at OR q.claimed_until IS NOT NULL)
+     ORDER BY q.queued_at
+     LIMIT $2)
+) AS due
+ORDER BY due.queued_at
 LIMIT $2

@@ -6,7 +6,8 @@ WITH gone AS (
 released AS (
     -- Evidence for crash recovery that a claim-holding worker drives it.
     UPDATE sayiir.tasks AS q
-    SET released_at = now()
+    SET released_at = now(),
+        claimed_until = NULL
     FROM gone
     WHERE q.instance_id = gone.instance_id
 ),
@@ -17,7 +18,8 @@ wake AS (
     JOIN sayiir.tasks AS q ON q.instance_id = gone.instance_id
     WHERE q.hint IS NOT NULL
       AND q.quarantined IS NULL
-      AND NOT EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = q.instance_id)
+      AND NOT q.requested
+      AND (q.retry_at IS NULL OR q.retry_at <= now())
 )
 SELECT (SELECT count(*) FROM gone) AS matched,
        (SELECT count(*) FROM wake) AS woke,

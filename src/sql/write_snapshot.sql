@@ -48,9 +48,19 @@ queue AS (
     INSERT INTO sayiir.tasks AS q
         (instance_id, position_kind, task_id, park_id, signal_name, wake_at,
          completed, input_ready, priority, tags, retry_at, failed_worker, aged_from, hint,
-         input_from, input_known)
+         input_from, input_known, claimed_until, requested, event_waiting)
     SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29,
-           $31, NOT $21
+           $31, NOT $21,
+           -- A new queue row starts from the claim and requests already
+           -- there; an existing one keeps its own (their statements keep
+           -- them current).
+           (SELECT COALESCE(c.expires_at, 'infinity') FROM sayiir.claims AS c
+            WHERE c.instance_id = w.instance_id),
+           EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = w.instance_id),
+           -- An event buffered before the park is delivered by maintenance.
+           $16 = 'AtSignal' AND EXISTS (
+               SELECT 1 FROM sayiir.events AS e
+               WHERE e.instance_id = w.instance_id AND e.signal_name = $19)
     FROM w
     WHERE $15
     ON CONFLICT (instance_id) DO UPDATE SET
@@ -77,12 +87,23 @@ queue AS (
                                   AND q.task_id = EXCLUDED.task_id
                              THEN q.input_known ELSE EXCLUDED.input_known END,
         quarantined   = NULL,
+        event_waiting = EXCLUDED.event_waiting,
+        -- A new state is offered afresh.
+        offered_to    = NULL,
+        offered_until = NULL,
         queued_at     = now()
 ),
 wake AS (
     SELECT pg_notify('sayiir_diesel_task_ready', $28)
     FROM w
+    -- Only when a worker can claim it now: the holder of a live claim
+    -- wakes workers when it releases, and a back-off wakes nobody.
     WHERE $28 IS NOT NULL
+      AND ($25 IS NULL OR $25 <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM sayiir.claims AS c
+          WHERE c.instance_id = w.instance_id
+            AND (c.expires_at IS NULL OR c.expires_at > now()))
 )
 SELECT (SELECT count(*) FROM w) AS written,
        (SELECT count(*) FROM wake) AS notified

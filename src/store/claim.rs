@@ -5,7 +5,7 @@
 //! | `claim_task` | 1 (locks the workflow row, checks position and recorded output, upserts the claim) |
 //! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable) |
 //! | `extend_task_claim` | 1 |
-//! | `find_available_tasks` | 1 (every rule in SQL before `LIMIT`, snapshots hydrated); plus, at most every [`MAINTENANCE_EVERY`], one query for due parks and stuck rows and one short transaction (4 round trips) per row it advances |
+//! | `find_available_tasks` | 1 (every rule decided on the queue row before `LIMIT`, one index walk per priority level, picks offered to the worker and hydrated); plus, at most every [`MAINTENANCE_EVERY`], one query for due parks and stuck rows and one short transaction (4 round trips) per row it advances |
 //! | `find_hinted_task` | 1 |
 //! | `wait_for_wakeup` | 0 (the listener connection delivers) |
 //!
@@ -168,6 +168,7 @@ where
             .bind::<Double, _>(aging_secs)
             .bind::<Array<Text>, _>(worker_tags)
             .bind::<BigInt, _>(limit)
+            .bind::<Double, _>(self.inner.offer_lease.as_secs_f64() * 1000.0)
             .load(&mut conn)
             .await?;
         let mut found = Vec::with_capacity(rows.len());

@@ -211,7 +211,16 @@ where
                 None if wake_at.is_some_and(|w| w <= now) => {
                     Ok(Some(resume_at_signal(snapshot, Bytes::new())))
                 }
-                None => Ok(None),
+                None => {
+                    // No event for this wait after all (another name, or
+                    // consumed): stop looking until the next park. Under
+                    // the workflow lock, so a new event finds the park.
+                    diesel::update(tasks::table.find(&instance_id))
+                        .set(tasks::event_waiting.eq(false))
+                        .execute(conn)
+                        .await?;
+                    Ok(None)
+                }
             },
             ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
                 let Some(input_from) = self.input_of(conn, &instance_id, task_id).await? else {

@@ -1,0 +1,26 @@
+-- find_hinted_task: the hinted instance $1 at task $2 with its hydrated
+-- snapshot, when the finder's rules (find_tasks.sql) would offer it.
+SELECT w.instance_id,
+       w.snapshot,
+       w.trace_parent,
+       COALESCE(o.task_ids, '{}') AS task_ids,
+       COALESCE(o.outputs, '{}') AS outputs
+FROM sayiir.tasks AS q
+JOIN sayiir.workflows AS w ON w.instance_id = q.instance_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(t.task_id) AS task_ids, array_agg(t.output) AS outputs
+    FROM sayiir.task_outputs AS t
+    WHERE t.instance_id = w.instance_id
+      AND t.task_id = ANY (w.members)
+) AS o ON true
+WHERE q.instance_id = $1
+  AND q.task_id = $2
+  AND q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
+  AND w.status = 'InProgress' AND w.position_kind = 'AtTask'
+  AND w.current_task_id = q.task_id
+  -- dispatchable:begin
+  AND q.input_ready
+  AND NOT q.requested
+  AND (q.retry_at IS NULL OR q.retry_at <= now())
+  AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+  -- dispatchable:end

@@ -1,3 +1,0 @@
-WHERE q.instance_id = $1
-  AND q.task_id = $2
-  AND

@@ -1,0 +1,118 @@
+-- find_available_tasks: up to $4 runnable tasks for worker $1 (aging $2
+-- seconds, worker tags $3), each handed to $1 for $5 milliseconds so that
+-- other workers' finders pass it by, with its hydrated snapshot.
+--
+-- Every rule is decided on the queue row itself, read through
+-- tasks_runnable_idx (priority, aged_from) one priority level at a time, so
+-- the cost is O(levels x limit) whatever the backlog, and no join exists
+-- that the planner could turn into a scan. Within a level, the oldest row
+-- has the best aged priority (priority - age / aging), so each level's walk
+-- stops after $4 rows and the merge below is exact. Tasks that last failed
+-- on this worker come last (SPEC 4.4), from their own small index.
+WITH RECURSIVE levels (priority) AS (
+    (SELECT q.priority
+     FROM sayiir.tasks AS q
+     WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
+     ORDER BY q.priority
+     LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.priority
+            FROM sayiir.tasks AS q
+            WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
+              AND q.priority > l.priority
+            ORDER BY q.priority
+            LIMIT 1)
+    FROM levels AS l
+    WHERE l.priority IS NOT NULL
+),
+candidates AS (
+    SELECT c.instance_id, c.task_id, c.priority, c.aged_from, false AS failed_here
+    FROM levels AS l
+    CROSS JOIN LATERAL (
+        SELECT q.instance_id, q.task_id, q.priority, q.aged_from
+        FROM sayiir.tasks AS q
+        WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
+          AND q.priority = l.priority
+          AND q.failed_worker IS DISTINCT FROM $1
+          AND (cardinality($3::text[]) = 0 OR q.tags <@ $3::text[])
+          AND (q.offered_until IS NULL OR q.offered_until <= now() OR q.offered_to = $1)
+          -- dispatchable:begin
+          AND q.input_ready
+          AND NOT q.requested
+          AND (q.retry_at IS NULL OR q.retry_at <= now())
+          AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+          -- dispatchable:end
+        ORDER BY q.aged_from
+        LIMIT $4
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS c
+    UNION ALL
+    SELECT f.instance_id, f.task_id, f.priority, f.aged_from, true AS failed_here
+    FROM (
+        SELECT q.instance_id, q.task_id, q.priority, q.aged_from
+        FROM sayiir.tasks AS q
+        WHERE q.failed_worker = $1
+          AND q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
+          AND (cardinality($3::text[]) = 0 OR q.tags <@ $3::text[])
+          AND (q.offered_until IS NULL OR q.offered_until <= now() OR q.offered_to = $1)
+          -- dispatchable:begin
+          AND q.input_ready
+          AND NOT q.requested
+          AND (q.retry_at IS NULL OR q.retry_at <= now())
+          AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+          -- dispatchable:end
+        ORDER BY q.priority, q.aged_from
+        LIMIT $4
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS f
+),
+pick AS (
+    SELECT c.instance_id, c.task_id, c.failed_here, c.aged_from,
+           c.priority - extract(epoch FROM now() - c.aged_from) / $2 AS effective
+    FROM candidates AS c
+    ORDER BY c.failed_here, effective, c.aged_from, c.instance_id
+    LIMIT $4
+),
+-- Each pick's workflow row, probed by primary key (OFFSET 0 keeps the probe
+-- a nested loop). A queue row that no longer matches its workflow was left
+-- behind by a racing write: it is not offered, and it is removed below.
+hydrated AS (
+    SELECT p.instance_id, p.failed_here, p.effective, p.aged_from,
+           w.snapshot, w.trace_parent, w.members,
+           COALESCE(w.status = 'InProgress' AND w.position_kind = 'AtTask'
+                    AND w.current_task_id = p.task_id, false) AS current
+    FROM pick AS p
+    LEFT JOIN LATERAL (
+        SELECT v.status, v.position_kind, v.current_task_id, v.snapshot,
+               v.trace_parent, v.members
+        FROM sayiir.workflows AS v
+        WHERE v.instance_id = p.instance_id
+        OFFSET 0
+    ) AS w ON true
+),
+offered AS (
+    UPDATE sayiir.tasks AS q
+    SET offered_to = $1,
+        offered_until = now() + $5::float8 * interval '1 millisecond'
+    FROM hydrated AS h
+    WHERE q.instance_id = h.instance_id AND h.current
+),
+dropped AS (
+    DELETE FROM sayiir.tasks AS q
+    USING hydrated AS h
+    WHERE q.instance_id = h.instance_id AND NOT h.current
+)
+SELECT h.instance_id,
+       h.snapshot,
+       h.trace_parent,
+       COALESCE(o.task_ids, '{}') AS task_ids,
+       COALESCE(o.outputs, '{}') AS outputs
+FROM hydrated AS h
+LEFT JOIN LATERAL (
+    SELECT array_agg(t.task_id) AS task_ids, array_agg(t.output) AS outputs
+    FROM sayiir.task_outputs AS t
+    WHERE t.instance_id = h.instance_id
+      AND t.task_id = ANY (h.members)
+) AS o ON true
+WHERE h.current
+ORDER BY h.failed_here, h.effective, h.aged_from, h.instance_id
