@@ -78,6 +78,7 @@ pub mod sayiir {
             offered_to -> Nullable<Text>,
             offered_until -> Nullable<Timestamptz>,
             event_waiting -> Bool,
+            stalls -> Int4,
         }
     }
 

@@ -1,9 +1,17 @@
-WITH moved AS (
+WITH wf AS (
+    -- The workflow row first, as every writer locks it (SPEC 3.9).
+    SELECT instance_id
+    FROM sayiir.workflows
+    WHERE instance_id = $1
+    FOR KEY SHARE
+),
+moved AS (
     -- Added to the current expiry (not to now); a claim without expiry stays so.
-    UPDATE sayiir.claims
-    SET expires_at = expires_at + $4::float8 * interval '1 millisecond'
-    WHERE instance_id = $1 AND task_id = $2 AND worker_id = $3
-    RETURNING instance_id, expires_at
+    UPDATE sayiir.claims AS c
+    SET expires_at = c.expires_at + $4::float8 * interval '1 millisecond'
+    FROM wf
+    WHERE c.instance_id = wf.instance_id AND c.task_id = $2 AND c.worker_id = $3
+    RETURNING c.instance_id, c.expires_at
 ),
 mirrored AS (
     UPDATE sayiir.tasks AS q

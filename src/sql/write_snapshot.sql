@@ -75,6 +75,7 @@ queue AS (
         tags          = EXCLUDED.tags,
         retry_at      = EXCLUDED.retry_at,
         failed_worker = EXCLUDED.failed_worker,
+        stalls        = 0,
         aged_from     = EXCLUDED.aged_from,
         hint          = EXCLUDED.hint,
         -- Saving t's own output keeps the input pointer of AtTask(t).

@@ -1,0 +1,1 @@
+ALTER TABLE sayiir.tasks DROP COLUMN stalls;
