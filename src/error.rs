@@ -82,11 +82,38 @@ pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Server messages of transient conditions (see [`Error::is_transient`]).
+const TRANSIENT_MESSAGES: &[&str] = &[
+    "terminating connection",
+    "the database system is",
+    "deadlock detected",
+    "connection",
+    "too many clients",
+    "too many connections",
+    "canceling statement due to",
+    "in a read-only transaction",
+    "could not extend",
+    "No space left",
+    "out of memory",
+];
+
 impl Error {
-    /// Whether retrying can help: the connection or pool failed, the server
-    /// is restarting or terminated the session, a statement was cancelled
-    /// (statement timeout, conflict with recovery), or a transaction lost a
-    /// serialization or deadlock race.
+    /// Whether retrying can help: a condition of the server or the network,
+    /// not of the data or the statement. The table (diesel keeps no
+    /// SQLSTATE, so the server's messages are matched where it gives no
+    /// error kind):
+    ///
+    /// | condition | SQLSTATE | recognised by |
+    /// |---|---|---|
+    /// | pool timed out or closed, connect failed | | `Pool`, `Connection` |
+    /// | connection lost, cannot send | 08xxx | error kind |
+    /// | serialization failure | 40001 | error kind |
+    /// | deadlock | 40P01 | "deadlock detected" |
+    /// | read-only server (a standby, a failover in progress) | 25006 | error kind |
+    /// | admin shutdown, crash shutdown, cannot connect now | 57P01–57P03 | "terminating connection", "the database system is" |
+    /// | statement timeout, conflict with recovery, cancel | 57014, 40001 | "canceling statement due to" |
+    /// | too many connections | 53300 | "too many clients", "too many connections" |
+    /// | disk full, out of memory | 53100, 53200 | "could not extend", "No space left", "out of memory" |
     #[must_use]
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as D};
@@ -97,20 +124,11 @@ impl Error {
             Error::Database(D::DatabaseError(kind, info)) => match kind {
                 DatabaseErrorKind::UnableToSendCommand
                 | DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ReadOnlyTransaction
                 | DatabaseErrorKind::ClosedConnection => true,
-                _ => {
-                    let m = info.message();
-                    [
-                        "terminating connection",
-                        "the database system is",
-                        "deadlock detected",
-                        "connection",
-                        "too many clients",
-                        "canceling statement due to",
-                    ]
+                _ => TRANSIENT_MESSAGES
                     .iter()
-                    .any(|needle| m.contains(needle))
-                }
+                    .any(|needle| info.message().contains(needle)),
             },
             _ => false,
         }

@@ -10,7 +10,7 @@ use common::*;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use sayiir_diesel::schema::sayiir::workflows;
-use sayiir_persistence::{BackendError, SnapshotStore, TaskResultStore};
+use sayiir_persistence::{BackendError, SnapshotStore, TaskClaimStore, TaskResultStore};
 
 async fn still_serving(b: &Backend) {
     let mut s = at_task("healthy", "a");
@@ -151,4 +151,57 @@ async fn session_settings_are_applied_to_pooled_connections() {
     .unwrap();
     assert_eq!(s.app, "my-app-workers");
     assert_eq!(s.stmt, "1500ms");
+}
+
+/// A read-only server (a standby, a failover in progress) is a transient
+/// condition for the finder: it retries instead of returning an error that
+/// would end every `PooledWorker` loop, and finds the work once the server
+/// takes writes again.
+#[tokio::test]
+async fn the_finder_rides_out_a_read_only_server() {
+    let db = test_db().await;
+    let mut admin = raw_conn(&db).await;
+    let set = |on: bool| {
+        format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_read_only = {on}",
+            db.name()
+        )
+    };
+    let writer = Backend::connect(db.url()).await.unwrap();
+    writer.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut admin, &set(true))
+        .await
+        .unwrap();
+    let b = Backend::builder(db.url())
+        .run_migrations(false)
+        .build()
+        .await
+        .unwrap();
+    let finder = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.find_available_tasks("w", 8, chrono::Duration::seconds(300), &[])
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!finder.is_finished(), "the finder keeps retrying");
+    // Writable again: new sessions, and the old ones ended.
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!(
+            "{}; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            set(false)
+        ),
+    )
+    .await
+    .unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(20), finder)
+        .await
+        .expect("the finder returns once the server is writable")
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(b.metrics().retries > 0);
 }

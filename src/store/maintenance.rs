@@ -75,9 +75,16 @@ where
             match self.advance(conn, &row.instance_id).await {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => return Err(e),
-                // One bad row (undecodable blob, corrupt id) must not fail
-                // the finder for everyone: set it aside and go on.
-                Err(e) => self.quarantine(conn, &row.instance_id, &e).await?,
+                // A row that cannot be decoded must not fail the finder for
+                // everyone: set it aside (its next write clears that).
+                Err(e @ (Error::Codec(_) | Error::Corrupt(_))) => {
+                    self.quarantine(conn, &row.instance_id, &e).await?;
+                }
+                // Anything else is not the row's fault: leave it for the
+                // next pass.
+                Err(e) => {
+                    tracing::error!(instance_id = %row.instance_id, error = %e, "maintenance could not move a row on; trying again on the next pass");
+                }
             }
         }
         Ok(())
