@@ -12,6 +12,11 @@
 //!   [`Template::database`] hands out a fresh `CREATE DATABASE … TEMPLATE`
 //!   copy per test, dropped `WITH (FORCE)` when its handle is dropped.
 //!
+//! * [`PgServer::start_with`] starts a server of its own with extra
+//!   `-c name=value` settings (e.g. `shared_preload_libraries=pg_stat_statements`
+//!   for a benchmark); [`PgServer::postmaster_pid`] and [`PgServer::data_dir`]
+//!   tell where it runs.
+//!
 //! Failures are loud: a server that cannot start is an error naming what
 //! was tried, never a silently skipped test.
 
@@ -35,13 +40,20 @@ pub struct PgServer {
     /// Keeps the supervisor's stdin open; closing it stops the server.
     _supervisor: Option<Mutex<(Child, ChildStdin)>>,
     templates: Mutex<Vec<String>>,
+    /// Pid of the throwaway server's postmaster.
+    postmaster_pid: Option<u32>,
+    /// The throwaway cluster's data directory.
+    data_dir: Option<PathBuf>,
 }
 
 /// The supervisor: initdb, start postgres, report readiness, then stop and
-/// clean up as soon as stdin closes (the test process exited).
+/// clean up as soon as stdin closes (the test process exited). Arguments
+/// after the first three are extra server settings, each passed as `-c`.
 const SUPERVISOR: &str = r#"
 set -eu
-BIN="$1"; PORT="$2"; ISREADY="$3"
+BIN="$1"; PORT="$2"; ISREADY="$3"; shift 3
+n=$#; i=0
+while [ "$i" -lt "$n" ]; do set -- "$@" -c "$1"; shift; i=$((i+1)); done
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sayiir-pg-XXXXXX")
 cleanup() { rm -rf "$DIR"; }
 trap cleanup EXIT
@@ -49,7 +61,7 @@ trap cleanup EXIT
   || { cat "$DIR/initdb.log" >&2; exit 1; }
 "$BIN/postgres" -D "$DIR/data" -k "$DIR" -h 127.0.0.1 -p "$PORT" \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-  -c max_connections=300 -c shared_buffers=128MB >"$DIR/server.log" 2>&1 &
+  -c max_connections=300 -c shared_buffers=128MB "$@" >"$DIR/server.log" 2>&1 &
 PG=$!
 i=0
 until "$ISREADY" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
@@ -57,7 +69,7 @@ until "$ISREADY" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
   if [ "$i" -gt 300 ] || ! kill -0 "$PG" 2>/dev/null; then cat "$DIR/server.log" >&2; exit 1; fi
   sleep 0.1
 done
-echo "ready $DIR"
+echo "ready $PG $DIR"
 cat >/dev/null || true
 kill -INT "$PG" 2>/dev/null || true
 wait "$PG" 2>/dev/null || true
@@ -82,6 +94,18 @@ impl PgServer {
     /// # Errors
     /// When no PostgreSQL binaries are found or the server does not come up.
     pub fn start() -> Result<PgServer, Error> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`PgServer::start`], with extra server settings for a throwaway
+    /// server, each `name=value` as for `postgres -c` (for example
+    /// `shared_preload_libraries=pg_stat_statements`). They are ignored when
+    /// `DATABASE_URL` names the server: configure that one yourself.
+    ///
+    /// # Errors
+    /// When no PostgreSQL binaries are found or the server does not come up
+    /// (an invalid setting makes the server refuse to start).
+    pub fn start_with(settings: &[&str]) -> Result<PgServer, Error> {
         if let Ok(url) = std::env::var("DATABASE_URL")
             && !url.is_empty()
         {
@@ -89,6 +113,8 @@ impl PgServer {
                 admin_url: url,
                 _supervisor: None,
                 templates: Mutex::new(Vec::new()),
+                postmaster_pid: None,
+                data_dir: None,
             });
         }
         let bin = find_bin_dir().ok_or(
@@ -110,6 +136,7 @@ impl PgServer {
         cmd.arg(&bin)
             .arg(port.to_string())
             .arg(&isready)
+            .args(settings)
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -121,7 +148,11 @@ impl PgServer {
         let stdout = child.stdout.take().ok_or("supervisor has no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        if !line.starts_with("ready ") {
+        let Some((pid, dir)) = line
+            .trim_end()
+            .strip_prefix("ready ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_string(&mut err);
@@ -132,12 +163,28 @@ impl PgServer {
                 bin.display()
             )
             .into());
-        }
+        };
+        let postmaster_pid = pid.parse().ok();
+        let data_dir = Some(Path::new(dir).join("data"));
         Ok(PgServer {
             admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             _supervisor: Some(Mutex::new((child, stdin))),
             templates: Mutex::new(Vec::new()),
+            postmaster_pid,
+            data_dir,
         })
+    }
+
+    /// Pid of the throwaway server's postmaster (`None` for `DATABASE_URL`).
+    #[must_use]
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.postmaster_pid
+    }
+
+    /// Data directory of the throwaway server (`None` for `DATABASE_URL`).
+    #[must_use]
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// URL of the maintenance database.

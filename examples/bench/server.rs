@@ -1,0 +1,272 @@
+//! The PostgreSQL server under test: databases, statistics, and the bench's
+//! own read-only "monitor" queries on a run's database.
+//!
+//! Every monitor statement carries the comment [`TAG`], so it is left out
+//! of the statement counts, and the monitor counts its own statements so
+//! they can be taken off the transaction counts (each is one autocommit
+//! transaction).
+
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use sayiir_diesel_testkit::PgServer;
+
+use crate::{Error, procstat};
+
+/// Marks the bench's own statements in `pg_stat_statements`.
+pub const TAG: &str = "/* sayiir-bench monitor */";
+
+#[derive(QueryableByName)]
+struct Num {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Str {
+    #[diesel(sql_type = Text)]
+    s: String,
+}
+
+/// The server, an admin connection to its maintenance database, and what
+/// it offers (`pg_stat_statements`, a local postmaster to sample).
+pub struct Server {
+    pg: PgServer,
+    admin: AsyncPgConnection,
+    pub version: String,
+    pub statements: bool,
+    pub postmaster: Option<u32>,
+    pub throwaway: bool,
+}
+
+impl Server {
+    /// `DATABASE_URL`'s server, or a throwaway one with `pg_stat_statements`.
+    pub async fn open() -> Result<Server, Error> {
+        let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
+        let pg = tokio::task::spawn_blocking(|| {
+            PgServer::start_with(&[
+                "shared_preload_libraries=pg_stat_statements",
+                "pg_stat_statements.track=top",
+                "pg_stat_statements.max=10000",
+            ])
+        })
+        .await??;
+        let mut admin = AsyncPgConnection::establish(pg.admin_url()).await?;
+        let version = diesel::sql_query("SELECT current_setting('server_version') AS s")
+            .get_result::<Str>(&mut admin)
+            .await?
+            .s;
+        // Needs the library preloaded; the view lives in the maintenance
+        // database and covers every database (we filter by dbid).
+        let statements = admin
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await
+            .is_ok()
+            && diesel::sql_query("SELECT count(*) AS n FROM pg_stat_statements")
+                .get_result::<Num>(&mut admin)
+                .await
+                .is_ok();
+        let postmaster = match pg.postmaster_pid() {
+            Some(pid) => Some(pid),
+            // A local server: our admin backend's parent is the postmaster.
+            None => {
+                let me = diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
+                    .get_result::<Num>(&mut admin)
+                    .await?
+                    .n;
+                u32::try_from(me)
+                    .ok()
+                    .and_then(procstat::parent_of)
+                    .filter(|pm| procstat::comm_of(*pm).is_some_and(|c| c.starts_with("postgres")))
+            }
+        };
+        Ok(Server {
+            pg,
+            admin,
+            version,
+            statements,
+            postmaster,
+            throwaway: !external,
+        })
+    }
+
+    pub fn url_for(&self, db: &str) -> String {
+        self.pg.url_for(db)
+    }
+
+    pub async fn create_database(&mut self, db: &str) -> Result<i64, Error> {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await?;
+        self.admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await?;
+        let oid = diesel::sql_query("SELECT oid::bigint AS n FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(db)
+            .get_result::<Num>(&mut self.admin)
+            .await?
+            .n;
+        Ok(oid)
+    }
+
+    pub async fn drop_database(&mut self, db: &str) -> Result<(), Error> {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until no session is connected to `db`, so its statistics are
+    /// flushed (a backend flushes them when it exits). After `limit`, ends
+    /// the stragglers; returns how many had to be ended.
+    pub async fn wait_no_sessions(&mut self, db: &str, limit: Duration) -> Result<i64, Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let n = diesel::sql_query(
+                "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind::<Text, _>(db)
+            .get_result::<Num>(&mut self.admin)
+            .await?
+            .n;
+            if n == 0 {
+                // Let the postmaster reap them (their CPU moves to its cutime).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(0);
+            }
+            if Instant::now() > deadline {
+                diesel::sql_query(
+                    "SELECT count(pg_terminate_backend(pid))::bigint AS n \
+                     FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind::<Text, _>(db)
+                .get_result::<Num>(&mut self.admin)
+                .await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Ok(n);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Committed plus rolled-back transactions of the database so far.
+    pub async fn transactions(&mut self, oid: i64) -> Result<i64, Error> {
+        Ok(diesel::sql_query(
+            "SELECT (xact_commit + xact_rollback)::bigint AS n \
+             FROM pg_stat_database WHERE datid::bigint = $1",
+        )
+        .bind::<BigInt, _>(oid)
+        .get_result::<Num>(&mut self.admin)
+        .await?
+        .n)
+    }
+
+    pub async fn reset_statements(&mut self) -> Result<(), Error> {
+        if self.statements {
+            self.admin
+                .batch_execute("SELECT pg_stat_statements_reset()")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Statements executed in the database since the last reset, the
+    /// bench's own left out. `None` without `pg_stat_statements`.
+    pub async fn statements(&mut self, oid: i64) -> Result<Option<i64>, Error> {
+        if !self.statements {
+            return Ok(None);
+        }
+        let n = diesel::sql_query(
+            "SELECT coalesce(sum(calls), 0)::bigint AS n FROM pg_stat_statements \
+             WHERE dbid::bigint = $1 AND query NOT LIKE '%sayiir-bench monitor%'",
+        )
+        .bind::<BigInt, _>(oid)
+        .get_result::<Num>(&mut self.admin)
+        .await?
+        .n;
+        Ok(Some(n))
+    }
+
+    /// The most called statements of the database (for the record).
+    pub async fn top_statements(
+        &mut self,
+        oid: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, Error> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+            #[diesel(sql_type = Text)]
+            s: String,
+        }
+        if !self.statements {
+            return Ok(Vec::new());
+        }
+        let rows = diesel::sql_query(
+            "SELECT calls::bigint AS n, \
+                    regexp_replace(left(query, 90), '\\s+', ' ', 'g') AS s \
+             FROM pg_stat_statements \
+             WHERE dbid::bigint = $1 AND query NOT LIKE '%sayiir-bench monitor%' \
+             ORDER BY calls DESC LIMIT $2",
+        )
+        .bind::<BigInt, _>(oid)
+        .bind::<BigInt, _>(limit)
+        .load::<Row>(&mut self.admin)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.n, r.s)).collect())
+    }
+}
+
+/// The bench's own connection to a run's database. Reads the backend's
+/// workflow table directly (both backends keep `status` and
+/// `position_kind` columns there), never through the backend.
+pub struct Monitor {
+    conn: AsyncPgConnection,
+    table: &'static str,
+    /// Statements (= autocommit transactions) issued so far.
+    pub calls: i64,
+}
+
+impl Monitor {
+    pub async fn open(url: &str, table: &'static str) -> Result<Monitor, Error> {
+        Ok(Monitor {
+            conn: AsyncPgConnection::establish(url).await?,
+            table,
+            calls: 0,
+        })
+    }
+
+    /// Workflows in state `status` (and at position `kind` when given).
+    pub async fn count(&mut self, status: &str, kind: Option<&str>) -> Result<i64, Error> {
+        self.calls += 1;
+        let sql = format!(
+            "{TAG} SELECT count(*)::bigint AS n FROM {} \
+             WHERE status = $1 AND ($2::text IS NULL OR position_kind = $2)",
+            self.table
+        );
+        Ok(diesel::sql_query(sql)
+            .bind::<Text, _>(status)
+            .bind::<diesel::sql_types::Nullable<Text>, _>(kind)
+            .get_result::<Num>(&mut self.conn)
+            .await?
+            .n)
+    }
+
+    /// Instances in progress and parked at position `kind`.
+    pub async fn parked(&mut self, kind: &str) -> Result<Vec<String>, Error> {
+        self.calls += 1;
+        let sql = format!(
+            "{TAG} SELECT instance_id AS s FROM {} \
+             WHERE status = 'InProgress' AND position_kind = $1",
+            self.table
+        );
+        let rows = diesel::sql_query(sql)
+            .bind::<Text, _>(kind)
+            .load::<Str>(&mut self.conn)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.s).collect())
+    }
+}
