@@ -17,6 +17,7 @@ use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapshotState};
 
+use super::maintenance::live_claim;
 use super::snapshot::lock_workflow;
 use super::write::write_snapshot;
 use crate::DieselBackend;
@@ -93,6 +94,14 @@ where
                     );
                     waiting.then_some(snapshot)
                 }
+                _ => None,
+            };
+            // A worker holding the claim works from its own copy (it drains
+            // buffered events itself before it releases), so resuming here
+            // would race its next save: buffer instead. Maintenance resumes
+            // a park whose event is buffered once no claim holds it.
+            let parked = match parked {
+                Some(snapshot) if !live_claim(conn, instance_id).await? => Some(snapshot),
                 _ => None,
             };
             let Some(mut snapshot) = parked else {

@@ -40,7 +40,7 @@ use sayiir_core::snapshot::{
 };
 
 use super::event::{pop_event, resume_at_signal};
-use super::signal::{apply_request, delete_signal, read_signal, to_request};
+use super::signal::{applies_here, apply_request, delete_signal, read_signal, to_request};
 use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Error, Result};
@@ -155,6 +155,9 @@ where
     ) -> Result<bool> {
         let instance_id = snapshot.instance_id.to_string();
         for kind in [SignalKind::Cancel, SignalKind::Pause] {
+            if !applies_here(snapshot, kind) {
+                continue;
+            }
             if let Some(fields) = read_signal(conn, &instance_id, kind).await? {
                 let at = snapshot.current_task_id();
                 apply_request(snapshot, kind, to_request(fields), at);
@@ -290,7 +293,7 @@ fn is_queued(snapshot: &WorkflowSnapshot) -> bool {
     )
 }
 
-async fn live_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
+pub(super) async fn live_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
     let live: i64 = claims::table
         .filter(claims::instance_id.eq(instance_id))
         .filter(

@@ -24,7 +24,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
-use sayiir_core::snapshot::{PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot};
+use sayiir_core::snapshot::{
+    ExecutionPosition, PauseRequest, SignalKind, SignalRequest, WorkflowSnapshot,
+    WorkflowSnapshotState,
+};
 use sayiir_persistence::{BackendError, SignalStore};
 
 use super::snapshot::lock_workflow;
@@ -205,6 +208,9 @@ where
             }
             let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
             snapshot.trace_parent = trace_parent;
+            if !applies_here(&snapshot, kind) {
+                return Ok(false);
+            }
             apply_request(&mut snapshot, kind, to_request(fields), interrupted_at_task);
             let blob = self.encode_stripped(&mut snapshot)?;
             write_snapshot(conn, &snapshot, self.write_opts(blob, &[], false)).await?;
@@ -245,6 +251,25 @@ where
         })
         .await
     }
+}
+
+/// Whether a request of `kind` may apply to the stored state now. A pause
+/// waits while the recorded position is a task whose output is already
+/// saved: the workflow is between its worker's commit and that worker's
+/// next save (the move past the task, or Completed), and a pause there would
+/// leave a state nothing moves on after unpause. The worker's next save
+/// either reaches a boundary where the pause applies or finishes the
+/// workflow, which makes the pause moot as for any finished workflow.
+pub(super) fn applies_here(snapshot: &WorkflowSnapshot, kind: SignalKind) -> bool {
+    let WorkflowSnapshotState::InProgress {
+        position: ExecutionPosition::AtTask { task_id },
+        completed_tasks,
+        ..
+    } = &snapshot.state
+    else {
+        return true;
+    };
+    !(kind == SignalKind::Pause && completed_tasks.contains_key(task_id))
 }
 
 /// The state change a cancel or pause request makes at a task boundary.
