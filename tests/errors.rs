@@ -10,7 +10,9 @@ use common::*;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use sayiir_diesel::schema::sayiir::workflows;
-use sayiir_persistence::{BackendError, SnapshotStore, TaskClaimStore, TaskResultStore};
+use sayiir_persistence::{
+    BackendError, SignalStore, SnapshotStore, TaskClaimStore, TaskResultStore,
+};
 
 async fn still_serving(b: &Backend) {
     let mut s = at_task("healthy", "a");
@@ -21,30 +23,55 @@ async fn still_serving(b: &Backend) {
 #[tokio::test]
 async fn nul_bytes_and_empty_ids_are_rejected_without_writing() {
     let (db, b) = backend().await;
-    for bad in ["", "with\0nul"] {
+    let too_long = "x".repeat(3000);
+    for bad in ["", "with\0nul", too_long.as_str()] {
         let mut s = at_task(bad, "a");
         let err = b.save_snapshot(&mut s).await.unwrap_err();
         assert!(
             matches!(&err, BackendError::Backend(m) if m.contains("invalid input")),
             "{err:?}"
         );
+        // Such an id was never stored: lookups answer as for any absent one.
         assert!(matches!(
             b.load_snapshot(bad).await,
-            Err(BackendError::Backend(_))
+            Err(BackendError::NotFound(_))
         ));
         assert!(matches!(
             b.delete_snapshot(bad).await,
-            Err(BackendError::Backend(_))
+            Err(BackendError::NotFound(_))
         ));
         assert!(matches!(
             b.save_task_result(bad, &tid("a"), Bytes::new()).await,
-            Err(BackendError::Backend(_))
+            Err(BackendError::NotFound(_))
         ));
         assert!(matches!(
             b.load_task_result(bad, &tid("a")).await,
-            Err(BackendError::Backend(_))
+            Err(BackendError::NotFound(_))
         ));
+        let err = b.send_event(bad, "ev", Bytes::new()).await.unwrap_err();
+        assert!(
+            matches!(&err, BackendError::Backend(m) if m.contains("invalid input")),
+            "{err:?}"
+        );
     }
+    // Signal names and worker ids are index keys too: a clear error, not
+    // an index failure.
+    let err = b
+        .send_event("wf", &"n".repeat(3000), Bytes::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Backend(m) if m.contains("at most 1024")),
+        "{err:?}"
+    );
+    let err = b
+        .find_available_tasks(&"w".repeat(3000), 1, chrono::Duration::seconds(1), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Backend(m) if m.contains("at most 1024")),
+        "{err:?}"
+    );
     let mut s = at_task("tagged", "a");
     s.task_tags = vec!["bad\0tag".into()];
     assert!(

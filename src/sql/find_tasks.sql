@@ -74,8 +74,12 @@ pick AS (
     LIMIT $4
 ),
 -- Each pick's workflow row, probed by primary key (OFFSET 0 keeps the probe
--- a nested loop). A queue row that no longer matches its workflow was left
--- behind by a racing write: it is not offered, and it is removed below.
+-- a nested loop). A pick whose workflow row does not match it is not
+-- offered, and is returned with `current` false for maintenance to look at
+-- under the workflow lock: this statement cannot tell a queue row left
+-- behind by a racing write from one a save committed while it ran (the row
+-- lock reads the newest queue row, the workflow row is read as of the
+-- statement's start).
 hydrated AS (
     SELECT p.instance_id, p.failed_here, p.effective, p.aged_from,
            w.snapshot, w.trace_parent, w.members,
@@ -96,14 +100,10 @@ offered AS (
         offered_until = now() + $5::float8 * interval '1 millisecond'
     FROM hydrated AS h
     WHERE q.instance_id = h.instance_id AND h.current
-),
-dropped AS (
-    DELETE FROM sayiir.tasks AS q
-    USING hydrated AS h
-    WHERE q.instance_id = h.instance_id AND NOT h.current
 )
 SELECT h.instance_id,
-       h.snapshot,
+       h.current,
+       COALESCE(h.snapshot, '') AS snapshot,
        h.trace_parent,
        COALESCE(o.task_ids, '{}') AS task_ids,
        COALESCE(o.outputs, '{}') AS outputs
@@ -114,5 +114,4 @@ LEFT JOIN LATERAL (
     WHERE t.instance_id = h.instance_id
       AND t.task_id = ANY (h.members)
 ) AS o ON true
-WHERE h.current
 ORDER BY h.failed_here, h.effective, h.aged_from, h.instance_id

@@ -35,7 +35,7 @@ use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 use super::{StoredSnapshot, task_input};
 use crate::DieselBackend;
 use crate::backend::Counters;
-use crate::error::{Error, Result, check_id, check_text};
+use crate::error::{Error, Result, check_id, check_key, check_text};
 use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw};
 use crate::schema::sayiir::tasks;
 
@@ -50,6 +50,16 @@ struct ClaimRow {
     claimed_at: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     expires_at: Option<i64>,
+}
+
+/// A finder pick: its hydrated workflow, and whether the workflow row still
+/// matches the queue row.
+#[derive(diesel::QueryableByName)]
+struct FoundRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    current: bool,
+    #[diesel(embed)]
+    stored: StoredSnapshot,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -102,7 +112,7 @@ where
         ttl: Option<chrono::Duration>,
     ) -> Result<Option<TaskClaim>> {
         check_id("instance id", instance_id)?;
-        check_text("worker id", worker_id)?;
+        check_key("worker id", worker_id)?;
         let mut conn = self.conn().await?;
         let row: ClaimRow = Raw::new(CLAIM_TASK)
             .bind::<Text, _>(instance_id)
@@ -133,7 +143,7 @@ where
         additional: Option<chrono::Duration>,
     ) -> Result<()> {
         check_id("instance id", instance_id)?;
-        check_text("worker id", worker_id)?;
+        check_key("worker id", worker_id)?;
         let mut conn = self.conn().await?;
         let mut query = Raw::new(sql)
             .bind::<Text, _>(instance_id)
@@ -163,7 +173,7 @@ where
         if self.inner.maintenance_due() {
             self.maintain(&mut conn).await?;
         }
-        let rows: Vec<StoredSnapshot> = Raw::new(FIND_TASKS)
+        let rows: Vec<FoundRow> = Raw::new(FIND_TASKS)
             .bind::<Text, _>(worker_id)
             .bind::<Double, _>(aging_secs)
             .bind::<Array<Text>, _>(worker_tags)
@@ -173,7 +183,14 @@ where
             .await?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
-            if let Some(task) = self.available(&mut conn, row).await? {
+            if !row.current {
+                // Left behind by a racing write, or moved on while the
+                // finder ran: maintenance decides under the workflow lock.
+                self.maintain_row(&mut conn, &row.stored.instance_id)
+                    .await?;
+                continue;
+            }
+            if let Some(task) = self.available(&mut conn, row.stored).await? {
                 found.push(task);
             }
         }
@@ -230,7 +247,7 @@ where
         if limit == 0 {
             return Ok(Vec::new());
         }
-        check_text("worker id", worker_id)?;
+        check_key("worker id", worker_id)?;
         for tag in worker_tags {
             check_text("worker tag", tag)?;
         }

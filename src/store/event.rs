@@ -21,7 +21,7 @@ use super::maintenance::live_claim;
 use super::snapshot::lock_workflow;
 use super::write::write_snapshot;
 use crate::DieselBackend;
-use crate::error::{Result, check_id, check_text};
+use crate::error::{Result, check_id, check_key};
 use crate::queries::{POP_EVENT, Raw};
 use crate::schema::sayiir::events;
 
@@ -78,7 +78,7 @@ where
         payload: Bytes,
     ) -> Result<()> {
         check_id("instance id", instance_id)?;
-        check_text("signal name", signal_name)?;
+        check_key("signal name", signal_name)?;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             let parked = match lock_workflow(conn, instance_id).await? {
@@ -130,7 +130,7 @@ where
         signal_name: &str,
     ) -> Result<Option<Bytes>> {
         check_id("instance id", instance_id)?;
-        check_text("signal name", signal_name)?;
+        check_key("signal name", signal_name)?;
         let mut conn = self.conn().await?;
         Ok(pop_event(&mut conn, instance_id, signal_name)
             .await?

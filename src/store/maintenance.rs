@@ -72,22 +72,34 @@ where
             .load(conn)
             .await?;
         for row in due {
-            match self.advance(conn, &row.instance_id).await {
-                Ok(()) => {}
-                Err(e) if e.is_transient() => return Err(e),
-                // A row that cannot be decoded must not fail the finder for
-                // everyone: set it aside (its next write clears that).
-                Err(e @ (Error::Codec(_) | Error::Corrupt(_))) => {
-                    self.quarantine(conn, &row.instance_id, &e).await?;
-                }
-                // Anything else is not the row's fault: leave it for the
-                // next pass.
-                Err(e) => {
-                    tracing::error!(instance_id = %row.instance_id, error = %e, "maintenance could not move a row on; trying again on the next pass");
-                }
-            }
+            self.maintain_row(conn, &row.instance_id).await?;
         }
         Ok(())
+    }
+
+    /// Moves one queue row on if it is due (see [`Self::advance`]),
+    /// removes it if its workflow no longer belongs in the queue, and sets
+    /// it aside if it cannot be decoded.
+    pub(super) async fn maintain_row(
+        &self,
+        conn: &mut AsyncPgConnection,
+        instance_id: &str,
+    ) -> Result<()> {
+        match self.advance(conn, instance_id).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e),
+            // A row that cannot be decoded must not fail the finder for
+            // everyone: set it aside (its next write clears that).
+            Err(e @ (Error::Codec(_) | Error::Corrupt(_))) => {
+                self.quarantine(conn, instance_id, &e).await
+            }
+            // Anything else is not the row's fault: leave it for the next
+            // pass.
+            Err(e) => {
+                tracing::error!(instance_id, error = %e, "maintenance could not move a row on; trying again on the next pass");
+                Ok(())
+            }
+        }
     }
 
     /// One short transaction: lock the row (skipping it when another

@@ -33,7 +33,7 @@ use sayiir_persistence::{BackendError, SignalStore};
 use super::snapshot::lock_workflow;
 use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
-use crate::error::{Error, Result, check_id, check_text};
+use crate::error::{Error, Result, check_id, check_lookup_id, check_text};
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::signals;
 
@@ -191,7 +191,7 @@ where
         kind: SignalKind,
         interrupted_at_task: Option<TaskId>,
     ) -> Result<bool> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
         if read_signal(&mut conn, instance_id, kind).await?.is_none() {
             return Ok(false);
@@ -222,7 +222,7 @@ where
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn resume_paused(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             let Some((_, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {

@@ -20,7 +20,7 @@ use sayiir_persistence::{BackendError, SnapshotStore};
 use super::write::{check_snapshot_text, write_snapshot};
 use super::{StoredSnapshot, member_outputs};
 use crate::DieselBackend;
-use crate::error::{Error, Result, check_id};
+use crate::error::{Error, Result, check_lookup_id};
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::{events, workflows};
 
@@ -54,7 +54,7 @@ where
         task_id: TaskId,
         output: bytes::Bytes,
     ) -> Result<()> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
         let codec = &self.inner.codec;
         conn.transaction(async |conn| {
@@ -79,7 +79,7 @@ where
     /// `load_snapshot`: one statement; `NotFound` only when the row is absent.
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn load(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
         let stored: Option<StoredSnapshot> = Raw::new(LOAD_SNAPSHOT)
             .bind::<diesel::sql_types::Text, _>(instance_id)
@@ -95,7 +95,7 @@ where
     /// it (cascade) plus its buffered events; changes nothing when absent.
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn delete(&self, instance_id: &str) -> Result<()> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             let deleted = diesel::delete(workflows::table.find(instance_id))

@@ -12,7 +12,7 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_persistence::{BackendError, TaskResultStore};
 
 use crate::DieselBackend;
-use crate::error::{Error, Result, check_id};
+use crate::error::{Error, Result, check_lookup_id};
 use crate::schema::sayiir::{task_outputs, workflows};
 
 impl<C> DieselBackend<C>
@@ -27,7 +27,7 @@ where
         instance_id: &str,
         task_id: TaskId,
     ) -> Result<Option<bytes::Bytes>> {
-        check_id("instance id", instance_id)?;
+        check_lookup_id(instance_id)?;
         let id = task_id.as_bytes().to_vec();
         let mut conn = self.conn().await?;
         let row: Option<Option<Vec<u8>>> = workflows::table

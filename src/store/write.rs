@@ -22,7 +22,7 @@ use sayiir_core::TaskId;
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapshotState};
 use sayiir_persistence::TaskWakeupHint;
 
-use crate::error::{Result, check_text};
+use crate::error::{Result, check_key, check_text};
 use crate::queries::{Raw, WRITE_SNAPSHOT};
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger hints
@@ -139,10 +139,15 @@ pub(crate) fn check_snapshot_text(snapshot: &WorkflowSnapshot) -> Result<()> {
         check_text("task tag", tag)?;
     }
     if let Some(name) = snapshot.awaited_signal_name() {
-        check_text("signal name", name)?;
+        check_key("signal name", name)?;
     }
     if let Some(err) = snapshot.error_message() {
         check_text("error message", err)?;
+    }
+    for retry in snapshot.task_retries.values() {
+        if let Some(worker) = &retry.last_failed_worker {
+            check_key("worker id", worker)?;
+        }
     }
     Ok(())
 }
