@@ -320,3 +320,58 @@ async fn cancel_a_running_workflow_at_the_next_task_boundary() {
     );
     stop(ws).await;
 }
+
+/// slow (1 s) → r2 → r3, for a request that arrives while an in-process
+/// runner is inside a task.
+fn slow_first() -> Arc<Workflow<JsonCodec, u64>> {
+    let ctx = WorkflowContext::new("slow-first", Arc::new(JsonCodec), Arc::new(()));
+    Arc::new(
+        WorkflowBuilder::new(ctx)
+            .then("slow", |x: u64| async move {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                Ok(x + 1)
+            })
+            .then("r2", |x: u64| async move { Ok(x + 1) })
+            .then("r3", |x: u64| async move { Ok(x + 1) })
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A CheckpointingRunner takes no claims: maintenance (run here by another
+/// process's finder polling the same database) must not apply a cancel
+/// behind its back. The runner applies it at its next task boundary and
+/// reports what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_during_a_runner_task_is_applied_by_the_runner() {
+    use sayiir_persistence::TaskClaimStore;
+    let (_db, b) = backend().await;
+    let wf = slow_first();
+    let runner = CheckpointingRunner::new(b.clone());
+    let client = WorkflowClient::new(b.clone());
+    let requester = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .cancel("ran", Some("stop".into()), Some("ops".into()))
+            .await
+            .unwrap();
+        // Workers elsewhere keep polling: their finders run maintenance.
+        for _ in 0..30 {
+            b.find_available_tasks("elsewhere", 8, chrono::Duration::seconds(300), &[])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (reported, ()) = tokio::join!(runner.run(&*wf, "ran", 1), requester);
+    let reported = reported.unwrap();
+    let stored = client.status("ran").await.unwrap();
+    assert!(
+        matches!(reported, WorkflowStatus::Cancelled { .. }),
+        "the runner reports {reported:?}, the store holds {stored:?}"
+    );
+    assert!(
+        matches!(stored, WorkflowStatus::Cancelled { .. }),
+        "{stored:?}"
+    );
+}

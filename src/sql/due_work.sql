@@ -3,12 +3,19 @@
 -- its worker. Parameters: the recovery grace in milliseconds, the batch.
 SELECT due.instance_id
 FROM (
-    -- A cancel or pause nobody will apply: no worker holds the instance.
+    -- A cancel or pause nobody will apply: no worker holds the instance,
+    -- and no in-process runner (which takes no claims and applies requests
+    -- itself at its task boundaries) may be driving it: it is parked, a
+    -- worker released it after its last write, or nothing wrote it for the
+    -- recovery grace.
     (SELECT q.instance_id, q.queued_at
      FROM sayiir.tasks AS q
      WHERE q.requested
        AND q.quarantined IS NULL
        AND (q.claimed_until IS NULL OR q.claimed_until <= now())
+       AND (q.position_kind <> 'AtTask'
+            OR q.released_at >= q.queued_at
+            OR q.queued_at <= now() - $1::float8 * interval '1 millisecond')
      LIMIT $2)
     UNION
     -- A delay that expired, or a signal wait that timed out.

@@ -245,6 +245,12 @@ where
                 }
             },
             ExecutionPosition::AtTask { task_id } if completed_tasks.contains_key(&task_id) => {
+                // Picked for another reason (a pending request), or a
+                // worker is between its commit and its next save: only a
+                // row that meets the recovery rule is recovered.
+                if !self.recovery_due(conn, &instance_id, now).await? {
+                    return Ok(None);
+                }
                 let Some(input_from) = self.input_of(conn, &instance_id, task_id).await? else {
                     let err = Error::Corrupt(format!(
                         "cannot recover task {task_id}: its input is unknown (no queue record, history pruned or disabled)"
@@ -266,6 +272,32 @@ where
             }
             _ => Ok(None),
         }
+    }
+
+    /// The recovery rule of the maintenance scan, checked again under the
+    /// workflow lock: nothing written for the recovery grace, and a
+    /// claim-holding worker was driving it (it released after the last
+    /// write, or its claim expired).
+    async fn recovery_due(
+        &self,
+        conn: &mut AsyncPgConnection,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (queued_at, released_at, claimed_until): (
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        ) = tasks::table
+            .find(instance_id)
+            .select((tasks::queued_at, tasks::released_at, tasks::claimed_until))
+            .first(conn)
+            .await?;
+        let grace =
+            chrono::Duration::from_std(self.inner.recovery_grace).unwrap_or(chrono::Duration::MAX);
+        let quiet = now.signed_duration_since(queued_at) >= grace;
+        let driven = released_at.is_some_and(|r| r >= queued_at) || claimed_until.is_some();
+        Ok(quiet && driven)
     }
 
     /// The task whose output is `task_id`'s input (`Some(None)`: the initial
