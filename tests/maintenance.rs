@@ -167,3 +167,76 @@ async fn a_stale_queue_row_is_ignored_and_removed() {
     let left: i64 = tasks::table.count().get_result(&mut conn).await.unwrap();
     assert_eq!(left, 0);
 }
+
+/// A row set aside as undecodable is tried again once its back-off has
+/// passed: set aside again, for twice as long, while it still cannot be
+/// decoded, and dispatched once it can.
+#[tokio::test]
+async fn an_undecodable_row_is_retried_after_its_back_off() {
+    use sayiir_diesel::schema::sayiir::workflows;
+    let db = test_db().await;
+    let b = quick(&db, true).await;
+    b.save_snapshot(&mut at_task("bad", "a")).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+    let good: Vec<u8> = workflows::table
+        .find("bad")
+        .select(workflows::snapshot)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    diesel::update(workflows::table.find("bad"))
+        .set(workflows::snapshot.eq(b"legacy json".to_vec()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let state = async |conn: &mut diesel_async::AsyncPgConnection| {
+        tasks::table
+            .find("bad")
+            .select((
+                tasks::quarantined.is_not_null(),
+                tasks::stalls,
+                diesel::dsl::sql::<diesel::sql_types::Double>(
+                    "extract(epoch FROM retry_at - now())::float8",
+                ),
+            ))
+            .first::<(bool, i32, f64)>(conn)
+            .await
+            .unwrap()
+    };
+    assert!(poll_after_grace(&b).await.is_empty());
+    let (set_aside, stalls, wait) = state(&mut conn).await;
+    assert!(set_aside);
+    assert_eq!(stalls, 1);
+    assert!(
+        (50.0..=61.0).contains(&wait),
+        "first back-off about 1 min: {wait}"
+    );
+    // The back-off passes; still undecodable: set aside again, for longer.
+    diesel::update(tasks::table.find("bad"))
+        .set(tasks::retry_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    poll_after_grace(&b).await;
+    assert!(poll_after_grace(&b).await.is_empty());
+    let (set_aside, stalls, wait) = state(&mut conn).await;
+    assert!(set_aside);
+    assert_eq!(stalls, 2);
+    assert!(
+        (110.0..=121.0).contains(&wait),
+        "the back-off doubles: {wait}"
+    );
+    // Readable again (say, a codec upgrade): dispatched after the back-off.
+    diesel::update(workflows::table.find("bad"))
+        .set(workflows::snapshot.eq(good))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::update(tasks::table.find("bad"))
+        .set(tasks::retry_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    poll_after_grace(&b).await;
+    assert_eq!(poll_after_grace(&b).await, ["bad"]);
+}

@@ -157,6 +157,7 @@ async fn maintenance_reads_its_indexes_on_stale_statistics() {
         "tasks_wake_at_idx",
         "tasks_event_waiting_idx",
         "tasks_recovery_idx",
+        "tasks_quarantined_idx",
     ] {
         assert!(
             plan.iter().any(|n| text(n, "Index Name") == index),

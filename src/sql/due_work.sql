@@ -1,6 +1,22 @@
 -- Queue rows maintenance may move on, oldest first: each kind is read
 -- through its own small index, and a row held by a live claim is left to
 -- its worker. Parameters: the recovery grace in milliseconds, the batch.
+-- Rows set aside as undecodable whose back-off has passed are put back for
+-- the finder to try again (it sets them aside again, for twice as long, if
+-- they still cannot be decoded).
+WITH lifted AS (
+    UPDATE sayiir.tasks AS q
+    SET quarantined = NULL
+    -- An array, not a join: the few ids are probed by primary key.
+    WHERE q.instance_id = ANY (ARRAY(
+        SELECT t.instance_id
+        FROM sayiir.tasks AS t
+        WHERE t.quarantined IS NOT NULL AND t.retry_at <= now()
+        ORDER BY t.retry_at
+        LIMIT $2
+        FOR NO KEY UPDATE SKIP LOCKED
+    ))
+)
 SELECT due.instance_id
 FROM (
     -- A cancel or pause nobody will apply: no worker holds the instance,

@@ -39,6 +39,9 @@ use crate::error::{Error, Result, check_id, check_key, check_text};
 use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw};
 use crate::schema::sayiir::tasks;
 
+/// How long a row that cannot be decoded is set aside the first time.
+pub const QUARANTINE_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Due parks and stuck rows are looked for at most this often per backend.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
 
@@ -215,7 +218,9 @@ where
     }
 
     /// Marks a queue row the finder must skip (its snapshot cannot be
-    /// decoded), logs and counts it. The next write of the workflow clears it.
+    /// decoded), logs and counts it. The next write of the workflow clears
+    /// it; otherwise maintenance puts it back after a back-off that starts
+    /// at [`QUARANTINE_BACKOFF`] and doubles each time, up to 1024 times that.
     pub(super) async fn quarantine(
         &self,
         conn: &mut AsyncPgConnection,
@@ -228,7 +233,17 @@ where
             .fetch_add(1, Ordering::Relaxed);
         tracing::error!(instance_id, error = %err, "skipping a workflow whose snapshot cannot be decoded");
         diesel::update(tasks::table.find(instance_id))
-            .set(tasks::quarantined.eq(err.to_string()))
+            .set((
+                tasks::quarantined.eq(err.to_string()),
+                tasks::stalls.eq(tasks::stalls + 1),
+                // now() + QUARANTINE_BACKOFF · 2^min(stalls, 10), on the
+                // database clock.
+                tasks::retry_at.eq(
+                    diesel::dsl::sql::<Nullable<diesel::sql_types::Timestamptz>>("now() + ")
+                        .bind::<Double, _>(QUARANTINE_BACKOFF.as_secs_f64())
+                        .sql(" * interval '1 second' * power(2, least(stalls, 10))"),
+                ),
+            ))
             .execute(conn)
             .await?;
         Ok(())

@@ -1,0 +1,1 @@
+DROP INDEX sayiir.tasks_quarantined_idx;
