@@ -31,15 +31,42 @@ pub enum Error {
     /// A snapshot could not be encoded or a stored blob could not be decoded.
     #[error("codec: {0}")]
     Codec(String),
-    /// A caller passed a value that cannot be stored (empty id, NUL byte…).
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
+    /// A caller passed a value that cannot be stored (empty id, NUL byte,
+    /// too long…).
+    #[error("invalid input: {what} {why}")]
+    InvalidInput {
+        /// What was refused ("instance id", "worker tag"…).
+        what: &'static str,
+        /// Why, as a phrase that follows `what`.
+        why: String,
+    },
     /// The named instance (or claim) does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-    /// The operation is not allowed in the workflow's current state.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// A cancel was requested for a workflow that already finished.
+    #[error("cannot cancel a workflow that is {status}")]
+    CannotCancel {
+        /// The workflow's stored status.
+        status: String,
+    },
+    /// A pause was requested for a workflow that already finished.
+    #[error("cannot pause a workflow that is {status}")]
+    CannotPause {
+        /// The workflow's stored status.
+        status: String,
+    },
+    /// `unpause` was called on a workflow that is not paused.
+    #[error("workflow is not paused (current state: {status:?})")]
+    NotPaused {
+        /// The workflow's stored state.
+        status: String,
+    },
+    /// The claim is held by another worker.
+    #[error("claim owned by different worker: {owner}")]
+    ClaimedByOther {
+        /// The worker holding it.
+        owner: String,
+    },
     /// Stored data broke an invariant of ours (e.g. a hash of the wrong length).
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -48,11 +75,21 @@ pub enum Error {
 /// Short alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The trait boundary: each variant maps to the persistence crate's error
+/// the runtime expects (the texts are the ones SPEC 1.8 gives).
 impl From<Error> for BackendError {
     fn from(err: Error) -> Self {
         match err {
             Error::NotFound(what) => BackendError::NotFound(what),
             Error::Codec(msg) => BackendError::Serialization(msg),
+            Error::CannotCancel { status } => BackendError::CannotCancel(status),
+            Error::CannotPause { status } => BackendError::CannotPause(status),
+            Error::NotPaused { status } => BackendError::CannotPause(format!(
+                "Workflow is not paused (current state: {status:?})"
+            )),
+            Error::ClaimedByOther { owner } => {
+                BackendError::Backend(format!("Claim owned by different worker: {owner}"))
+            }
             other => BackendError::Backend(other.to_string()),
         }
     }
@@ -71,21 +108,27 @@ pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Rejects ids that cannot be stored: empty, with a NUL byte (PostgreSQL
 /// `TEXT` cannot hold one) or longer than [`MAX_KEY_BYTES`].
-pub(crate) fn check_id(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_id(what: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
-        return Err(Error::InvalidInput(format!("{what} must not be empty")));
+        return Err(Error::InvalidInput {
+            what,
+            why: "must not be empty".to_owned(),
+        });
     }
     check_key(what, value)
 }
 
 /// Rejects index keys (signal names, worker ids) with a NUL byte or longer
 /// than [`MAX_KEY_BYTES`].
-pub(crate) fn check_key(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_key(what: &'static str, value: &str) -> Result<()> {
     if value.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "{what} is {} bytes long; at most {MAX_KEY_BYTES} are allowed",
-            value.len()
-        )));
+        return Err(Error::InvalidInput {
+            what,
+            why: format!(
+                "is {} bytes long; at most {MAX_KEY_BYTES} are allowed",
+                value.len()
+            ),
+        });
     }
     check_text(what, value)
 }
@@ -97,11 +140,12 @@ pub(crate) fn check_lookup_id(value: &str) -> Result<()> {
 }
 
 /// Rejects text containing a NUL byte, which PostgreSQL `TEXT` cannot hold.
-pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_text(what: &'static str, value: &str) -> Result<()> {
     if value.contains('\0') {
-        return Err(Error::InvalidInput(format!(
-            "{what} contains a NUL byte, which PostgreSQL text cannot store"
-        )));
+        return Err(Error::InvalidInput {
+            what,
+            why: "contains a NUL byte, which PostgreSQL text cannot store".to_owned(),
+        });
     }
     Ok(())
 }
@@ -171,6 +215,22 @@ mod tests {
         assert!(matches!(e, BackendError::NotFound(m) if m == "wf"));
         let e: BackendError = Error::Pool("timed out".into()).into();
         assert!(matches!(e, BackendError::Backend(m) if m.contains("timed out")));
+        let e: BackendError = Error::CannotCancel {
+            status: "Completed".into(),
+        }
+        .into();
+        assert!(matches!(e, BackendError::CannotCancel(s) if s == "Completed"));
+        let e: BackendError = Error::ClaimedByOther { owner: "w2".into() }.into();
+        assert!(
+            matches!(e, BackendError::Backend(m) if m == "Claim owned by different worker: w2")
+        );
+        let e: BackendError = Error::NotPaused {
+            status: "InProgress".into(),
+        }
+        .into();
+        assert!(
+            matches!(e, BackendError::CannotPause(m) if m == "Workflow is not paused (current state: \"InProgress\")")
+        );
     }
 
     #[test]
@@ -178,7 +238,7 @@ mod tests {
         assert!(check_id("instance id", &"x".repeat(MAX_KEY_BYTES)).is_ok());
         assert!(matches!(
             check_id("instance id", &"x".repeat(MAX_KEY_BYTES + 1)),
-            Err(Error::InvalidInput(m)) if m.contains("1025 bytes")
+            Err(Error::InvalidInput { what: "instance id", why }) if why.contains("1025 bytes")
         ));
         assert!(check_key("worker id", &"w".repeat(5000)).is_err());
         assert!(matches!(check_lookup_id(""), Err(Error::NotFound(_))));

@@ -40,7 +40,7 @@ use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_
 use crate::schema::sayiir::tasks;
 
 /// How long a row that cannot be decoded is set aside the first time.
-pub const QUARANTINE_BACKOFF: Duration = Duration::from_secs(60);
+pub const QUARANTINE_BACKOFF: Duration = Duration::from_mins(1);
 
 /// Due parks and stuck rows are looked for at most this often per backend.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
@@ -88,17 +88,8 @@ fn claim_error(
     owner: Option<String>,
 ) -> Error {
     match owner {
-        Some(owner) if owner != worker_id => {
-            Error::Conflict(format!("Claim owned by different worker: {owner}"))
-        }
+        Some(owner) if owner != worker_id => Error::ClaimedByOther { owner },
         _ => Error::NotFound(format!("{instance_id}:{task_id}")),
-    }
-}
-
-fn claim_backend_error(err: Error) -> BackendError {
-    match err {
-        Error::Conflict(msg) => BackendError::Backend(msg),
-        other => other.into(),
     }
 }
 
@@ -369,7 +360,7 @@ where
     ) -> Result<(), BackendError> {
         self.change_claim(RELEASE_CLAIM, instance_id, *task_id, worker_id, None)
             .await
-            .map_err(claim_backend_error)
+            .map_err(BackendError::from)
     }
 
     async fn extend_task_claim(
@@ -387,7 +378,7 @@ where
             Some(additional_duration),
         )
         .await
-        .map_err(claim_backend_error)
+        .map_err(BackendError::from)
     }
 
     async fn find_available_tasks(

@@ -88,26 +88,15 @@ fn admit(status: &str, kind: SignalKind) -> Admission {
         (SignalKind::Cancel, "Cancelled") | (SignalKind::Pause, "Paused") => {
             Admission::AlreadyThere
         }
-        (SignalKind::Cancel, "Completed" | "Failed") => {
-            Admission::Refuse(Error::Conflict(format!("cancel:{status}")))
-        }
+        (SignalKind::Cancel, "Completed" | "Failed") => Admission::Refuse(Error::CannotCancel {
+            status: status.to_owned(),
+        }),
         (SignalKind::Pause, "Completed" | "Failed" | "Cancelled") => {
-            Admission::Refuse(Error::Conflict(format!("pause:{status}")))
+            Admission::Refuse(Error::CannotPause {
+                status: status.to_owned(),
+            })
         }
         _ => Admission::Store,
-    }
-}
-
-/// Maps the crate error to the trait's, turning signal conflicts into
-/// `CannotCancel` / `CannotPause` with the state name.
-fn signal_error(err: Error) -> BackendError {
-    match err {
-        Error::Conflict(what) => match what.split_once(':') {
-            Some(("cancel", state)) => BackendError::CannotCancel(state.to_owned()),
-            Some(("pause", state)) => BackendError::CannotPause(state.to_owned()),
-            _ => BackendError::Backend(format!("conflict: {what}")),
-        },
-        other => other.into(),
     }
 }
 
@@ -231,10 +220,9 @@ where
             let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
             snapshot.trace_parent = trace_parent;
             if !snapshot.state.is_paused() {
-                return Err(Error::Conflict(format!(
-                    "unpause:Workflow is not paused (current state: {:?})",
-                    snapshot.state.as_ref()
-                )));
+                return Err(Error::NotPaused {
+                    status: snapshot.state.as_ref().to_owned(),
+                });
             }
             snapshot.mark_unpaused();
             let blob = self.encode_stripped(&mut snapshot)?;
@@ -299,7 +287,7 @@ where
     ) -> Result<(), BackendError> {
         self.put_signal(instance_id, kind, request)
             .await
-            .map_err(signal_error)
+            .map_err(BackendError::from)
     }
 
     async fn get_signal(
@@ -350,11 +338,6 @@ where
     }
 
     async fn unpause(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
-        self.resume_paused(instance_id).await.map_err(|e| match e {
-            Error::Conflict(what) => {
-                BackendError::CannotPause(what.strip_prefix("unpause:").unwrap_or(&what).to_owned())
-            }
-            other => other.into(),
-        })
+        Ok(self.resume_paused(instance_id).await?)
     }
 }
