@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::kinds::{QueuedPosition, Status};
 use crate::schema::sayiir::{claims, events, history, signals, task_outputs, tasks, workflows};
 
 /// One workflow instance (`sayiir.workflows`).
@@ -21,7 +22,7 @@ pub struct Workflow {
     /// Definition hash (32 bytes).
     pub definition_hash: Vec<u8>,
     /// `InProgress`, `Paused`, `Completed`, `Failed` or `Cancelled`.
-    pub status: String,
+    pub status: Status,
     /// Position variant name for InProgress and Paused (`AtTask`, `AtDelay`…).
     pub position_kind: Option<String>,
     /// The task an InProgress instance is at.
@@ -67,7 +68,7 @@ pub struct HistoryEntry {
     /// The workflow's revision this entry records.
     pub revision: i64,
     /// Status at that revision.
-    pub status: String,
+    pub status: Status,
     /// Position variant at that revision.
     pub position_kind: Option<String>,
     /// Current task at that revision.
@@ -85,8 +86,8 @@ pub struct HistoryEntry {
 pub struct QueuedTask {
     /// Instance id.
     pub instance_id: String,
-    /// `AtTask`, `AtDelay` or `AtSignal`.
-    pub position_kind: String,
+    /// At a task, or parked at a delay or a signal.
+    pub position_kind: QueuedPosition,
     /// The task to run (at a park: the task after it).
     pub task_id: Option<Vec<u8>>,
     /// The delay or signal node id of a park.

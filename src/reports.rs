@@ -8,7 +8,7 @@
 //! use diesel_async::RunQueryDsl;
 //! use sayiir_diesel::{models::Workflow, reports, schema::sayiir::workflows};
 //!
-//! let failed: Vec<Workflow> = reports::workflows_in("Failed")
+//! let failed: Vec<Workflow> = reports::workflows_in(sayiir_diesel::Status::Failed)
 //!     .order(workflows::updated_at.desc())
 //!     .limit(20)
 //!     .select(Workflow::as_select())
@@ -24,12 +24,12 @@ use diesel::dsl::now;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 
+use crate::kinds::{QueuedPosition, Status};
 use crate::schema::sayiir::{claims, history, tasks, workflows};
 
-/// Workflows in one status (`InProgress`, `Paused`, `Completed`, `Failed`,
-/// `Cancelled`).
+/// Workflows in one status.
 #[must_use]
-pub fn workflows_in(status: &str) -> workflows::BoxedQuery<'_, Pg> {
+pub fn workflows_in(status: Status) -> workflows::BoxedQuery<'static, Pg> {
     workflows::table
         .filter(workflows::status.eq(status))
         .into_boxed()
@@ -70,7 +70,7 @@ pub fn expired_claims() -> claims::BoxedQuery<'static, Pg> {
 #[must_use]
 pub fn runnable_tasks() -> tasks::BoxedQuery<'static, Pg> {
     tasks::table
-        .filter(tasks::position_kind.eq("AtTask"))
+        .filter(tasks::position_kind.eq(QueuedPosition::AtTask))
         .filter(tasks::completed.eq(false))
         .filter(tasks::quarantined.is_null())
         .into_boxed()

@@ -148,7 +148,7 @@ async fn a_stale_queue_row_is_ignored_and_removed() {
     diesel::insert_into(tasks::table)
         .values((
             tasks::instance_id.eq("wf"),
-            tasks::position_kind.eq("AtTask"),
+            tasks::position_kind.eq(sayiir_diesel::QueuedPosition::AtTask),
             tasks::task_id.eq(row.task_id),
             tasks::input_ready.eq(true),
             tasks::aged_from.eq(row.aged_from),

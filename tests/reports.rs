@@ -26,7 +26,7 @@ async fn report_fragments_return_what_they_name() {
         .unwrap();
     let mut conn = raw_conn(&db).await;
 
-    let completed: Vec<Workflow> = reports::workflows_in("Completed")
+    let completed: Vec<Workflow> = reports::workflows_in(sayiir_diesel::Status::Completed)
         .select(Workflow::as_select())
         .load(&mut conn)
         .await
@@ -83,7 +83,7 @@ async fn report_fragments_return_what_they_name() {
     );
 
     // Fragments compose with the user's own filters.
-    let n: i64 = reports::workflows_in("InProgress")
+    let n: i64 = reports::workflows_in(sayiir_diesel::Status::InProgress)
         .filter(workflows::instance_id.like("q%"))
         .count()
         .get_result(&mut conn)

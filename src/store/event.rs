@@ -22,6 +22,7 @@ use super::snapshot::lock_workflow;
 use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Result, check_id, check_key};
+use crate::kinds::Status;
 use crate::queries::{POP_EVENT, Raw};
 use crate::schema::sayiir::events;
 
@@ -82,7 +83,7 @@ where
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             let parked = match lock_workflow(conn, instance_id).await? {
-                Some((status, blob, trace_parent)) if status == "InProgress" => {
+                Some((Status::InProgress, blob, trace_parent)) => {
                     let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;
                     snapshot.trace_parent = trace_parent;
                     let waiting = matches!(

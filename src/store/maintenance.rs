@@ -44,6 +44,7 @@ use super::signal::{applies_here, apply_request, delete_signal, read_signal, to_
 use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Error, Result};
+use crate::kinds::Status;
 use crate::queries::{DUE_WORK, Raw};
 use crate::schema::sayiir::{claims, history, task_outputs, tasks, workflows};
 
@@ -129,7 +130,7 @@ where
             if live_claim(conn, instance_id).await? {
                 return Ok(());
             }
-            let snapshot = if status == "InProgress" {
+            let snapshot = if status == Status::InProgress {
                 let mut s = crate::codec::decode(&self.inner.codec, &blob)?;
                 s.trace_parent = trace_parent;
                 Some(s)
@@ -321,7 +322,7 @@ where
 }
 
 /// Status, blob, trace parent and the database's `now()`, read under lock.
-type LockedRow = (String, Vec<u8>, Option<String>, DateTime<Utc>);
+type LockedRow = (Status, Vec<u8>, Option<String>, DateTime<Utc>);
 
 /// Whether the snapshot belongs in the dispatch queue (InProgress at a task,
 /// a delay or a signal).

@@ -34,6 +34,7 @@ use super::snapshot::lock_workflow;
 use super::write::{Write, write_snapshot};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_id, check_lookup_id, check_text};
+use crate::kinds::Status;
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::signals;
 
@@ -83,17 +84,16 @@ enum Admission {
     Refuse(Error),
 }
 
-fn admit(status: &str, kind: SignalKind) -> Admission {
+fn admit(status: Status, kind: SignalKind) -> Admission {
+    use Status::{Cancelled, Completed, Failed, Paused};
     match (kind, status) {
-        (SignalKind::Cancel, "Cancelled") | (SignalKind::Pause, "Paused") => {
-            Admission::AlreadyThere
-        }
-        (SignalKind::Cancel, "Completed" | "Failed") => Admission::Refuse(Error::CannotCancel {
-            status: status.to_owned(),
+        (SignalKind::Cancel, Cancelled) | (SignalKind::Pause, Paused) => Admission::AlreadyThere,
+        (SignalKind::Cancel, Completed | Failed) => Admission::Refuse(Error::CannotCancel {
+            status: status.to_string(),
         }),
-        (SignalKind::Pause, "Completed" | "Failed" | "Cancelled") => {
+        (SignalKind::Pause, Completed | Failed | Cancelled) => {
             Admission::Refuse(Error::CannotPause {
-                status: status.to_owned(),
+                status: status.to_string(),
             })
         }
         _ => Admission::Store,
@@ -123,7 +123,7 @@ where
             let Some((status, _, _)) = lock_workflow(conn, instance_id).await? else {
                 return Err(Error::NotFound(instance_id.to_owned()));
             };
-            match admit(&status, kind) {
+            match admit(status, kind) {
                 Admission::AlreadyThere => return Ok(()),
                 Admission::Refuse(err) => return Err(err),
                 Admission::Store => {}
@@ -192,7 +192,7 @@ where
             let Some(fields) = read_signal(conn, instance_id, kind).await? else {
                 return Ok(false);
             };
-            if status != "InProgress" {
+            if status != Status::InProgress {
                 return Ok(false);
             }
             let mut snapshot = crate::codec::decode(&self.inner.codec, &blob)?;

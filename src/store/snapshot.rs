@@ -21,6 +21,7 @@ use super::write::{check_snapshot_text, write_snapshot};
 use super::{StoredSnapshot, member_outputs};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_lookup_id};
+use crate::kinds::Status;
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::{events, workflows};
 
@@ -61,7 +62,7 @@ where
             let Some((status, blob, trace_parent)) = lock_workflow(conn, instance_id).await? else {
                 return Err(Error::NotFound(instance_id.to_owned()));
             };
-            if status != "InProgress" {
+            if status != Status::InProgress {
                 return Ok(());
             }
             let mut snapshot = crate::codec::decode(codec, &blob)?;
@@ -129,7 +130,7 @@ where
 pub(crate) async fn lock_workflow(
     conn: &mut AsyncPgConnection,
     instance_id: &str,
-) -> Result<Option<(String, Vec<u8>, Option<String>)>> {
+) -> Result<Option<(Status, Vec<u8>, Option<String>)>> {
     Ok(workflows::table
         .find(instance_id)
         .select((

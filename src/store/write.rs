@@ -23,6 +23,7 @@ use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapsho
 use sayiir_persistence::TaskWakeupHint;
 
 use crate::error::{Result, check_key, check_text};
+use crate::kinds::QueuedPosition;
 use crate::queries::{Raw, WRITE_SNAPSHOT};
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger hints
@@ -51,7 +52,7 @@ struct Written {
 
 /// The queue columns of an InProgress instance at a task or a park.
 struct QueueRow {
-    kind: &'static str,
+    kind: QueuedPosition,
     task_id: Option<TaskId>,
     park_id: Option<TaskId>,
     signal_name: Option<String>,
@@ -71,14 +72,16 @@ fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
         return None;
     };
     let (kind, task_id, park_id, signal_name, wake_at) = match position {
-        ExecutionPosition::AtTask { task_id } => ("AtTask", Some(*task_id), None, None, None),
+        ExecutionPosition::AtTask { task_id } => {
+            (QueuedPosition::AtTask, Some(*task_id), None, None, None)
+        }
         ExecutionPosition::AtDelay {
             delay_id,
             wake_at,
             next_task_id,
             ..
         } => (
-            "AtDelay",
+            QueuedPosition::AtDelay,
             *next_task_id,
             Some(*delay_id),
             None,
@@ -90,7 +93,7 @@ fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
             wake_at,
             next_task_id,
         } => (
-            "AtSignal",
+            QueuedPosition::AtSignal,
             *next_task_id,
             Some(*signal_id),
             Some(signal_name.clone()),
@@ -105,7 +108,8 @@ fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
         park_id,
         signal_name,
         wake_at,
-        completed: kind == "AtTask" && task_id.is_some_and(|t| completed_tasks.contains_key(&t)),
+        completed: kind == QueuedPosition::AtTask
+            && task_id.is_some_and(|t| completed_tasks.contains_key(&t)),
         retry_at: retry.map(|r| r.next_retry_at),
         failed_worker: retry.and_then(|r| r.last_failed_worker.clone()),
     })
@@ -113,7 +117,7 @@ fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
 
 /// The wakeup payload for a committed dispatchable state, if any.
 fn wakeup_payload(snapshot: &WorkflowSnapshot, queue: Option<&QueueRow>) -> Option<String> {
-    let queue = queue.filter(|q| q.kind == "AtTask" && !q.completed)?;
+    let queue = queue.filter(|q| q.kind == QueuedPosition::AtTask && !q.completed)?;
     let task_id = queue.task_id?;
     let hint = TaskWakeupHint {
         instance_id: snapshot.instance_id.to_string(),

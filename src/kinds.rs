@@ -1,0 +1,134 @@
+//! The text columns that name a workflow status or a queue position, as
+//! Rust enums: `sayiir.workflows.status` / `sayiir.history.status`
+//! ([`Status`]) and `sayiir.tasks.position_kind` ([`QueuedPosition`]). Each
+//! maps to and from the column's text, and a value the enum does not know
+//! is a deserialization error, never a silent default.
+
+use std::io::Write as _;
+
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
+
+/// A workflow's status (the CHECK constraint of `sayiir.workflows.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub enum Status {
+    /// Running or parked.
+    InProgress,
+    /// Held until `unpause`.
+    Paused,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Finished by a cancel request.
+    Cancelled,
+}
+
+/// Where an instance in the dispatch queue (`sayiir.tasks`) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub enum QueuedPosition {
+    /// At a task to run.
+    AtTask,
+    /// Parked at a durable delay.
+    AtDelay,
+    /// Parked waiting for an external event.
+    AtSignal,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+        impl $ty {
+            /// The column's text for this value.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The value a column's text names, if any.
+            #[must_use]
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $(stringify!($variant) => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ToSql<Text, Pg> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                out.write_all(self.as_str().as_bytes())?;
+                Ok(IsNull::No)
+            }
+        }
+
+        impl FromSql<Text, Pg> for $ty {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let text = std::str::from_utf8(bytes.as_bytes())?;
+                Self::parse(text).ok_or_else(|| {
+                    format!(concat!("unknown ", stringify!($ty), " {:?}"), text).into()
+                })
+            }
+        }
+    };
+}
+
+text_enum!(Status {
+    InProgress,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled
+});
+text_enum!(QueuedPosition {
+    AtTask,
+    AtDelay,
+    AtSignal
+});
+
+impl Status {
+    /// Completed, Failed or Cancelled: never written again.
+    #[must_use]
+    pub const fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_round_trips_through_its_text() {
+        for s in [
+            Status::InProgress,
+            Status::Paused,
+            Status::Completed,
+            Status::Failed,
+            Status::Cancelled,
+        ] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        for p in [
+            QueuedPosition::AtTask,
+            QueuedPosition::AtDelay,
+            QueuedPosition::AtSignal,
+        ] {
+            assert_eq!(QueuedPosition::parse(&p.to_string()), Some(p));
+        }
+        assert_eq!(Status::parse("Running"), None);
+        assert!(Status::Cancelled.is_finished() && !Status::Paused.is_finished());
+    }
+}
