@@ -34,6 +34,9 @@ pub(crate) struct Inner<C> {
     pub(crate) wakeup: Wakeup,
     pub(crate) metrics: Counters,
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
+    /// The background pruner, when [`Builder::retention`] set one; dropping
+    /// it stops the task.
+    _pruner: Option<crate::retention::Pruner>,
     /// Milliseconds since `started` of the last maintenance pass.
     last_maintenance: AtomicU64,
     started: Instant,
@@ -139,6 +142,10 @@ where
         let wakeup_counters = Arc::new(WakeupCounters::default());
         let wakeup =
             Wakeup::start(config.url.clone(), connect, Arc::clone(&wakeup_counters)).await?;
+        let pruner = config
+            .retention
+            .clone()
+            .map(|(policy, every)| crate::retention::Pruner::start(pool.clone(), policy, every));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -149,6 +156,7 @@ where
                 wakeup,
                 metrics: Counters::default(),
                 wakeup_counters,
+                _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),
             }),
@@ -265,6 +273,17 @@ where
     #[must_use]
     pub fn offer_lease(mut self, d: Duration) -> Self {
         self.config.offer_lease = d;
+        self
+    }
+
+    /// Runs [`crate::retention::prune`] with `policy` in a background task,
+    /// right after `build` and then every `every` (at least
+    /// [`crate::retention::MIN_PERIOD`]), on a pooled connection; it stops
+    /// when the last clone of the backend drops. Off by default. Failures
+    /// are logged and tried again next period.
+    #[must_use]
+    pub fn retention(mut self, policy: crate::retention::RetentionPolicy, every: Duration) -> Self {
+        self.config.retention = Some((policy, every));
         self
     }
 

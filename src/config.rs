@@ -57,6 +57,12 @@ pub struct Config {
     /// earlier in its batch) leaves them to others when the lease ends.
     /// `Duration::ZERO` turns it off. Default [`DEFAULT_OFFER_LEASE`].
     pub offer_lease: Duration,
+    /// A background pruner: the retention policy and how often it runs
+    /// (first pass right after start-up; periods under
+    /// [`retention::MIN_PERIOD`](crate::retention::MIN_PERIOD) are raised to
+    /// it). Default `None`: no pruning unless you call
+    /// [`crate::retention::prune`] yourself.
+    pub retention: Option<(crate::retention::RetentionPolicy, Duration)>,
 }
 
 impl Config {
@@ -75,6 +81,7 @@ impl Config {
             keep_history: true,
             recovery_grace: DEFAULT_RECOVERY_GRACE,
             offer_lease: DEFAULT_OFFER_LEASE,
+            retention: None,
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod models;
 pub mod pool;
 mod queries;
 pub mod reports;
+pub mod retention;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
 mod store;
