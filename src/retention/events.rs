@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, cutoff, rows};
+use super::{Batches, Batching, PruneReport, cutoff, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{events, workflows};
@@ -35,22 +35,16 @@ pub async fn delete_orphan_events(
 ) -> Result<PruneReport> {
     let cutoff = cutoff(conn, older_than).await?;
     let size = batching.rows();
-    let mut report = PruneReport::default();
+    let mut run = Batches::new(batching);
     loop {
         let removed = conn
             .transaction(async |conn| batch(conn, cutoff, size).await)
             .await?;
-        report.orphan_events += rows(removed);
-        report.batches += 1;
-        if i64::try_from(removed).unwrap_or(i64::MAX) < size {
-            break;
-        }
-        if !batching.allows(report.batches) {
-            report.capped = true;
-            break;
+        run.report.orphan_events += rows(removed);
+        if !run.another(removed) {
+            return Ok(run.report);
         }
     }
-    Ok(report)
 }
 
 /// The status of an event's instance (`NULL`: no such instance), as a

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, cutoff, rows};
+use super::{Batches, Batching, PruneReport, cutoff, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{claims, events, history, task_outputs, workflows};
@@ -34,23 +34,17 @@ pub async fn delete_finished_workflows(
 ) -> Result<PruneReport> {
     let cutoff = cutoff(conn, older_than).await?;
     let size = batching.rows();
-    let mut report = PruneReport::default();
+    let mut run = Batches::new(batching);
     loop {
         let batch = conn
             .transaction(async |conn| batch(conn, cutoff, size).await)
             .await?;
-        let full = i64::try_from(batch.workflows).unwrap_or(i64::MAX) >= size;
-        report += batch;
-        report.batches += 1;
-        if !full {
-            break;
-        }
-        if !batching.allows(report.batches) {
-            report.capped = true;
-            break;
+        let workflows = usize::try_from(batch.workflows).unwrap_or(usize::MAX);
+        run.report += batch;
+        if !run.another(workflows) {
+            return Ok(run.report);
         }
     }
-    Ok(report)
 }
 
 /// The candidates of one batch, oldest first, locked.

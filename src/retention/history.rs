@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, cutoff, rows};
+use super::{Batches, Batching, PruneReport, cutoff, rows};
 use crate::error::Result;
 use crate::queries::Raw;
 
@@ -33,20 +33,14 @@ pub async fn prune_history_older_than(
 ) -> Result<PruneReport> {
     let cutoff = cutoff(conn, older_than).await?;
     let size = batching.rows();
-    let mut report = PruneReport::default();
+    let mut run = Batches::new(batching);
     loop {
         let removed = history_by_age(cutoff, size).execute(conn).await?;
-        report.history_by_age += rows(removed);
-        report.batches += 1;
-        if i64::try_from(removed).unwrap_or(i64::MAX) < size {
-            break;
-        }
-        if !batching.allows(report.batches) {
-            report.capped = true;
-            break;
+        run.report.history_by_age += rows(removed);
+        if !run.another(removed) {
+            return Ok(run.report);
         }
     }
-    Ok(report)
 }
 
 fn history_by_age(cutoff: DateTime<Utc>, size: i64) -> Raw<'static> {

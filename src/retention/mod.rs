@@ -274,6 +274,35 @@ fn rows(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+/// The loop every step runs: batches until one removes fewer than
+/// [`Batching::size`] rows, or the cap is reached.
+struct Batches {
+    batching: Batching,
+    report: PruneReport,
+}
+
+impl Batches {
+    fn new(batching: Batching) -> Self {
+        Self {
+            batching,
+            report: PruneReport::default(),
+        }
+    }
+
+    /// Counts a batch that removed `removed` rows; whether to run another.
+    fn another(&mut self, removed: usize) -> bool {
+        self.report.batches += 1;
+        if i64::try_from(removed).unwrap_or(i64::MAX) < self.batching.rows() {
+            return false;
+        }
+        if !self.batching.allows(self.report.batches) {
+            self.report.capped = true;
+            return false;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
