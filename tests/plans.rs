@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::plan::{flat, text};
 use common::*;
 use diesel::sql_types::{Array, BigInt, Double, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -19,27 +20,6 @@ use serde_json::Value;
 struct Plan {
     #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
     json: String,
-}
-
-/// Every plan node, depth first.
-fn nodes(plan: &Value, out: &mut Vec<Value>) {
-    out.push(plan.clone());
-    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
-        for child in children {
-            nodes(child, out);
-        }
-    }
-}
-
-fn flat(json: &str) -> Vec<Value> {
-    let doc: Value = serde_json::from_str(json).unwrap();
-    let mut out = Vec::new();
-    nodes(&doc[0]["Plan"], &mut out);
-    out
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
 }
 
 fn no_seq_scan(plan: &[Value], relations: &[&str]) {

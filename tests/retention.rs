@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
+use common::plan::{flat, text};
 use common::*;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -23,7 +24,6 @@ use sayiir_diesel::schema::sayiir::{claims, events, history, task_outputs, workf
 use sayiir_persistence::{SignalStore, SnapshotStore};
 use sayiir_runtime::WorkflowClient;
 use sayiir_runtime::serialization::JsonCodec;
-use serde_json::Value;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -482,27 +482,6 @@ async fn prune_runs_every_configured_step_and_an_empty_policy_nothing() {
 }
 
 // ---------------------------------------------------------------- plans
-
-/// Every plan node, depth first.
-fn nodes(plan: &Value, out: &mut Vec<Value>) {
-    out.push(plan.clone());
-    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
-        for child in children {
-            nodes(child, out);
-        }
-    }
-}
-
-fn flat(json: &str) -> Vec<Value> {
-    let doc: Value = serde_json::from_str(json).unwrap();
-    let mut out = Vec::new();
-    nodes(&doc[0]["Plan"], &mut out);
-    out
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
-}
 
 #[tokio::test]
 async fn every_statement_reads_through_an_index_on_stale_statistics() {

@@ -2,6 +2,8 @@
 //! template, and a fresh database per test.
 #![allow(dead_code)]
 
+pub mod plan;
+
 use std::hash::{Hash, Hasher};
 
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
