@@ -165,12 +165,7 @@ pub(crate) const WRITE_SNAPSHOT: &str = include_str!("sql/write_snapshot.sql");
 
 /// Loads a workflow's blob with the outputs of its members, in one statement
 /// (one consistent read).
-pub(crate) const LOAD_SNAPSHOT: &str = concat!(
-    include_str!("sql/hydrated_select.sql"),
-    include_str!("sql/load_snapshot.sql"),
-    include_str!("sql/member_outputs.sql"),
-    include_str!("sql/load_snapshot_where.sql")
-);
+pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");
 
 /// Removes and returns the oldest buffered event of (instance, name); a head
 /// locked by a concurrent consumer is skipped, so none is handed out twice.

@@ -1,1 +1,0 @@
-WHERE w.instance_id = $1
