@@ -20,14 +20,14 @@ WITH w AS (
     -- one only goes back to InProgress through unpause, never through a
     -- stale save (e.g. a worker's late loop decision).
     WHERE cur.status = 'InProgress'
-       OR (cur.status = 'Paused' AND ($30 OR EXCLUDED.status <> 'InProgress'))
+       OR (cur.status = 'Paused' AND ($12 OR EXCLUDED.status <> 'InProgress'))
     RETURNING cur.instance_id, cur.revision, cur.status, cur.position_kind,
               cur.current_task_id, cur.snapshot
 ),
 outputs AS (
     INSERT INTO sayiir.task_outputs AS o (instance_id, task_id, output)
     SELECT w.instance_id, t.task_id, t.output
-    FROM w, unnest($12::bytea[], $13::bytea[]) AS t (task_id, output)
+    FROM w, unnest($13::bytea[], $14::bytea[]) AS t (task_id, output)
     ON CONFLICT (instance_id, task_id) DO UPDATE
         SET output = EXCLUDED.output, recorded_at = now()
         WHERE o.output IS DISTINCT FROM EXCLUDED.output
@@ -37,20 +37,20 @@ history AS (
         (instance_id, revision, status, position_kind, current_task_id, snapshot)
     SELECT instance_id, revision, status, position_kind, current_task_id, snapshot
     FROM w
-    WHERE $14
+    WHERE $15
 ),
 queue_drop AS (
     DELETE FROM sayiir.tasks AS q
     USING w
-    WHERE q.instance_id = w.instance_id AND NOT $15
+    WHERE q.instance_id = w.instance_id AND NOT $16
 ),
 queue AS (
     INSERT INTO sayiir.tasks AS q
         (instance_id, position_kind, task_id, park_id, signal_name, wake_at,
          completed, input_ready, priority, tags, retry_at, failed_worker, aged_from, hint,
          input_from, input_known, claimed_until, requested, event_waiting)
-    SELECT w.instance_id, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29,
-           $31, NOT $21,
+    SELECT w.instance_id, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29,
+           $30, NOT $22,
            -- A new queue row starts from the claim and requests already
            -- there; an existing one keeps its own (their statements keep
            -- them current).
@@ -58,11 +58,11 @@ queue AS (
             WHERE c.instance_id = w.instance_id),
            EXISTS (SELECT 1 FROM sayiir.signals AS s WHERE s.instance_id = w.instance_id),
            -- An event buffered before the park is delivered by maintenance.
-           $16 = 'AtSignal' AND EXISTS (
+           $17 = 'AtSignal' AND EXISTS (
                SELECT 1 FROM sayiir.events AS e
-               WHERE e.instance_id = w.instance_id AND e.signal_name = $19)
+               WHERE e.instance_id = w.instance_id AND e.signal_name = $20)
     FROM w
-    WHERE $15
+    WHERE $16
     ON CONFLICT (instance_id) DO UPDATE SET
         position_kind = EXCLUDED.position_kind,
         task_id       = EXCLUDED.task_id,
@@ -95,12 +95,12 @@ queue AS (
         queued_at     = now()
 ),
 wake AS (
-    SELECT pg_notify('sayiir_diesel_task_ready', $28)
+    SELECT pg_notify('sayiir_diesel_task_ready', $31)
     FROM w
     -- Only when a worker can claim it now: the holder of a live claim
     -- wakes workers when it releases, and a back-off wakes nobody.
-    WHERE $28 IS NOT NULL
-      AND ($25 IS NULL OR $25 <= now())
+    WHERE $31 IS NOT NULL
+      AND ($26 IS NULL OR $26 <= now())
       AND NOT EXISTS (
           SELECT 1 FROM sayiir.claims AS c
           WHERE c.instance_id = w.instance_id
