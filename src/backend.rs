@@ -54,6 +54,14 @@ impl<C> Inner<C> {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
+
+    /// Makes the next [`Inner::maintenance_due`] true: a pass that found a
+    /// full batch of due rows lets the next finder call run another, so a
+    /// burst (10 k delays expiring together) is not held to one batch per
+    /// [`MAINTENANCE_EVERY`].
+    pub(crate) fn maintenance_again(&self) {
+        self.last_maintenance.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Counters the backend keeps (see [`DieselBackend::metrics`]).

@@ -240,3 +240,36 @@ async fn an_undecodable_row_is_retried_after_its_back_off() {
     poll_after_grace(&b).await;
     assert_eq!(poll_after_grace(&b).await, ["bad"]);
 }
+
+/// A burst of parks that expire together is not held to one batch per
+/// maintenance interval: a pass that found a full batch lets the next
+/// finder call run another at once.
+#[tokio::test]
+async fn a_burst_of_due_delays_is_advanced_pass_after_pass() {
+    let db = test_db().await;
+    let b = quick(&db, false).await;
+    for i in 0..150 {
+        let mut s = at_task(&format!("nap-{i}"), "before");
+        s.mark_task_completed(tid("before"), Bytes::from_static(b"1"));
+        s.update_position(ExecutionPosition::AtDelay {
+            delay_id: tid("nap"),
+            entered_at: chrono::Utc::now(),
+            wake_at: chrono::Utc::now() - chrono::Duration::seconds(1),
+            next_task_id: Some(tid("after")),
+        });
+        b.save_snapshot(&mut s).await.unwrap();
+    }
+    // Three finder calls well within one maintenance interval (500 ms).
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        b.find_available_tasks("w", 1, aging(), &[]).await.unwrap();
+    }
+    let mut conn = raw_conn(&db).await;
+    let parked: i64 = tasks::table
+        .filter(tasks::position_kind.eq(sayiir_diesel::QueuedPosition::AtDelay))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(parked, 0, "all 150 moved on in {:?}", started.elapsed());
+}

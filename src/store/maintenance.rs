@@ -21,7 +21,9 @@
 //!
 //! Each row is one short transaction: lock it with `SKIP LOCKED`, re-check
 //! under the lock, write through the shared write path (which notifies).
-//! Cost: one query for due rows, then 4–6 round trips per advanced row.
+//! Cost: one query for due rows, then 4–6 round trips per advanced row. A
+//! pass that finds a full batch ([`MAINTENANCE_BATCH`] rows) makes the next
+//! finder call run another pass at once.
 //!
 //! [`MAINTENANCE_EVERY`]: super::MAINTENANCE_EVERY
 
@@ -72,8 +74,12 @@ where
             .bind::<BigInt, _>(MAINTENANCE_BATCH)
             .load(conn)
             .await?;
+        let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= MAINTENANCE_BATCH;
         for row in due {
             self.maintain_row(conn, &row.instance_id).await?;
+        }
+        if full {
+            self.inner.maintenance_again();
         }
         Ok(())
     }
