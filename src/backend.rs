@@ -132,18 +132,20 @@ where
         Builder {
             config: Config::new(url),
             connect: pool::default_connector(),
+            pool: None,
             _codec: PhantomData,
         }
     }
 
-    /// Uses the application's own pool. `url` is used once, to apply pending
-    /// migrations on a dedicated connection (pass the same database).
+    /// Uses the application's own pool. `url` is used to apply pending
+    /// migrations on a dedicated connection (pass the same database) and for
+    /// the wakeup listener. The same as `builder(url).pool(pool).build()`,
+    /// which also takes the other options.
     ///
     /// # Errors
     /// Connection, migration or unsupported-server errors.
     pub async fn from_pool(pool: PgPool, url: &str) -> Result<Self> {
-        crate::migrations::run(url).await?;
-        Self::assemble(pool, &Config::new(url), pool::default_connector()).await
+        Self::builder(url).pool(pool).build().await
     }
 
     async fn assemble(pool: PgPool, config: &Config, connect: ConnectFn) -> Result<Self> {
@@ -205,6 +207,7 @@ impl<C> DieselBackend<C> {
 pub struct Builder<C> {
     config: Config,
     connect: ConnectFn,
+    pool: Option<PgPool>,
     _codec: PhantomData<fn() -> C>,
 }
 
@@ -295,6 +298,16 @@ where
         self
     }
 
+    /// Queries through the application's own pool instead of building one
+    /// (the pool options of this builder then do not apply: the pool's own
+    /// settings do). Migrations and the wakeup listener still connect to the
+    /// builder's URL, through [`Builder::connector`].
+    #[must_use]
+    pub fn pool(mut self, pool: PgPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// Opens every connection with `connect` (for TLS or other setup).
     #[must_use]
     pub fn connector(mut self, connect: ConnectFn) -> Self {
@@ -317,7 +330,10 @@ where
             let conn = (self.connect)(&self.config.url).await?;
             crate::migrations::run_on(conn).await?;
         }
-        let pool = pool::build(&self.config, Arc::clone(&self.connect))?;
+        let pool = match self.pool {
+            Some(pool) => pool,
+            None => pool::build(&self.config, Arc::clone(&self.connect))?,
+        };
         DieselBackend::assemble(pool, &self.config, self.connect).await
     }
 }

@@ -34,3 +34,26 @@ async fn from_pool_uses_the_applications_pool() {
         "the very same pool"
     );
 }
+
+/// The application's pool with the builder's other options.
+#[tokio::test]
+async fn the_builder_takes_the_applications_pool_and_its_options() {
+    use sayiir_diesel::schema::sayiir::history;
+    let db = empty_db().await;
+    let manager = AsyncDieselConnectionManager::<diesel_async::AsyncPgConnection>::new(db.url());
+    let pool: PgPool = PgPool::builder(manager).max_size(3).build().unwrap();
+    let b = Backend::builder(db.url())
+        .pool(pool.clone())
+        .keep_history(false)
+        .build()
+        .await
+        .unwrap();
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let entries: i64 = history::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(
+        entries, 0,
+        "keep_history(false) applies with the app's pool"
+    );
+    assert_eq!(b.pool().status().max_size, 3, "the very same pool");
+}
