@@ -254,9 +254,10 @@ async fn priority_aging_and_worker_bias_order_the_result() {
     // Soft bias: the task that last failed on this worker goes last.
     let mut failed = at_task("failed-here", "a");
     failed.task_priority = Some(1);
-    // The oldest priority-1 task, whatever second the others were saved in.
-    failed.updated_at -= 60;
     failed.record_retry(tid("a"), &policy(), "boom", Some("w"));
+    // The oldest priority-1 task, whatever second the others were saved in
+    // (after `record_retry`, which stamps `updated_at`).
+    failed.updated_at -= 60;
     failed
         .task_retries
         .get_mut(&tid("a"))
