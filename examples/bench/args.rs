@@ -58,6 +58,71 @@ pub struct Args {
     pub giants: usize,
     pub timeout: Duration,
     pub top: usize,
+    /// Run only this backend (`diesel` or `postgres`).
+    pub only: Option<&'static str>,
+    /// `--scale`: the scale figures instead of the workloads.
+    pub scale: Option<ScaleArgs>,
+}
+
+/// Flags of `--scale`.
+#[derive(Debug, Clone)]
+pub struct ScaleArgs {
+    /// Finished workflows in the largest state.
+    pub max_finished: usize,
+    /// Timed finder calls per state and statistics mode.
+    pub calls: usize,
+    /// Parked workflows for the maintenance figures.
+    pub parked: usize,
+    /// Delays that expire together for the dispatch figures.
+    pub delays: usize,
+    /// How long the dispatch workflow sleeps: its template parks first,
+    /// then the copies are seeded and the worker processes started, all
+    /// before the delay ends.
+    pub delay: Duration,
+    /// Worker processes to dispatch with, one run each.
+    pub procs: Vec<usize>,
+    /// PooledWorkers per worker process.
+    pub proc_workers: usize,
+    /// Which parts to run.
+    pub parts: Vec<Part>,
+}
+
+/// A part of `--scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Finder latency as finished and queued workflows pile up.
+    Finder,
+    /// Finder and maintenance with many parked workflows.
+    Parked,
+    /// Many delays expiring at once, 1, 2, 4 worker processes.
+    Dispatch,
+}
+
+impl Part {
+    pub const ALL: [Part; 3] = [Part::Finder, Part::Parked, Part::Dispatch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Finder => "finder",
+            Part::Parked => "parked",
+            Part::Dispatch => "dispatch",
+        }
+    }
+}
+
+impl Default for ScaleArgs {
+    fn default() -> Self {
+        ScaleArgs {
+            max_finished: 1_000_000,
+            calls: 200,
+            parked: 100_000,
+            delays: 10_000,
+            delay: Duration::from_secs(20),
+            procs: vec![1, 2, 4],
+            proc_workers: 2,
+            parts: Part::ALL.to_vec(),
+        }
+    }
 }
 
 pub const USAGE: &str = "\
@@ -75,6 +140,23 @@ usage: cargo run --release --example bench -- [flags]
   --timeout-s S     give up on a run after this long (default 600)
   --top N           print each backend's N most called statements in
                     round 1 (default 8, 0 = none)
+  --only NAME       run one backend only: diesel | postgres
+
+  --scale           scale figures instead of the workloads (see scale.rs):
+                    finder latency as finished and queued workflows pile
+                    up, finder and maintenance next to parked workflows,
+                    many delays expiring at once
+  --scale-max-finished N   finished workflows in the largest state
+                    (default 1000000)
+  --scale-calls N   timed finder calls per state (default 200)
+  --scale-parked N  parked workflows for the maintenance figures
+                    (default 100000)
+  --scale-delays N  delays expiring together (default 10000)
+  --scale-delay-s S the dispatch workflow's delay (default 20)
+  --scale-procs L   worker processes per dispatch run, comma-separated
+                    (default 1,2,4)
+  --scale-proc-workers N   PooledWorkers per worker process (default 2)
+  --scale-parts L   finder,parked,dispatch (default all)
 
 DATABASE_URL names an existing server (databases are created and dropped
 on it; pg_stat_statements figures need the extension preloaded). Without
@@ -82,6 +164,11 @@ it a throwaway server is started with pg_stat_statements.";
 
 impl Args {
     pub fn parse() -> Result<Args, Error> {
+        Self::parse_from(std::env::args().skip(1).collect())
+    }
+
+    /// Parses `argv` (without the program name).
+    pub fn parse_from(argv: Vec<String>) -> Result<Args, Error> {
         let mut a = Args {
             workers: 4,
             batch: 8,
@@ -94,12 +181,19 @@ impl Args {
             giants: 10_000,
             timeout: Duration::from_secs(600),
             top: 8,
+            only: None,
+            scale: None,
         };
-        let mut it = std::env::args().skip(1);
+        let mut scale = ScaleArgs::default();
+        let mut it = argv.into_iter();
         while let Some(flag) = it.next() {
             if flag == "-h" || flag == "--help" {
                 println!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--scale" {
+                a.scale = Some(ScaleArgs::default());
+                continue;
             }
             let value = it
                 .next()
@@ -120,6 +214,42 @@ impl Args {
                 "--giants" => a.giants = usize::try_from(num()?)?,
                 "--timeout-s" => a.timeout = Duration::from_secs(num()?),
                 "--top" => a.top = usize::try_from(num()?)?,
+                "--only" => {
+                    a.only = Some(match value.as_str() {
+                        "diesel" => "diesel",
+                        "postgres" => "postgres",
+                        other => return Err(format!("--only {other}: diesel or postgres").into()),
+                    });
+                }
+                "--scale-max-finished" => scale.max_finished = usize::try_from(num()?)?,
+                "--scale-calls" => scale.calls = positive(&flag, num()?)?,
+                "--scale-parked" => scale.parked = usize::try_from(num()?)?,
+                "--scale-delays" => scale.delays = positive(&flag, num()?)?,
+                "--scale-delay-s" => scale.delay = Duration::from_secs(num()?),
+                "--scale-proc-workers" => scale.proc_workers = positive(&flag, num()?)?,
+                "--scale-procs" => {
+                    scale.procs = value
+                        .split(',')
+                        .map(|p| {
+                            p.trim()
+                                .parse::<u64>()
+                                .map_err(|e| Error::from(format!("{flag} {value}: {e}")))
+                                .and_then(|n| positive(&flag, n))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--scale-parts" => {
+                    scale.parts = value
+                        .split(',')
+                        .map(|p| {
+                            Part::ALL
+                                .iter()
+                                .copied()
+                                .find(|x| x.name() == p.trim())
+                                .ok_or_else(|| Error::from(format!("unknown part {p}\n\n{USAGE}")))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
                 "--workload" => {
                     a.workloads = match value.as_str() {
                         "all" => Workload::ALL.to_vec(),
@@ -134,7 +264,15 @@ impl Args {
                 _ => return Err(format!("unknown flag {flag}\n\n{USAGE}").into()),
             }
         }
+        if a.scale.is_some() {
+            a.scale = Some(scale);
+        }
         Ok(a)
+    }
+
+    /// Whether `backend` takes part (`--only`).
+    pub fn runs(&self, backend: &str) -> bool {
+        self.only.is_none_or(|o| o == backend)
     }
 }
 

@@ -12,12 +12,16 @@
 //! alternates between rounds. The summary gives medians over rounds and
 //! the ratio diesel / postgres, plus the range of the per-round ratios:
 //! on a small, noisy machine read the ratios, not the absolute figures.
-//! `--help` lists the flags; `run.rs` describes how a run is measured.
+//! `--help` lists the flags; `run.rs` describes how a run is measured,
+//! `scale.rs` what `--scale` measures.
 
 mod args;
+mod plans;
 mod procstat;
 mod report;
 mod run;
+mod scale;
+mod seed;
 mod server;
 mod workloads;
 
@@ -32,6 +36,14 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--dispatch-child") {
+        if let Err(e) = scale::child(&argv[1..]).await {
+            eprintln!("bench worker process: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = bench().await {
         eprintln!("bench: {e}");
         std::process::exit(1);
@@ -57,6 +69,10 @@ async fn bench() -> Result<(), Error> {
             .postmaster
             .map_or_else(|| "n/a".to_owned(), |pid| format!("postmaster pid {pid}")),
     );
+    println!("source: {}", source_state());
+    if let Some(sa) = &args.scale {
+        return scale::scale(&mut server, &args, sa).await;
+    }
     println!(
         "workloads: {} | {} workflows/run, {} round(s) | {} workers, batch {}, poll {} ms, \
          claim TTL {} s, pool {} connections per backend{}",
@@ -88,7 +104,11 @@ async fn bench() -> Result<(), Error> {
         for round in 0..args.rounds {
             let postgres_first = round % 2 == 0;
             for turn in 0..2 {
-                let outcome = if (turn == 0) == postgres_first {
+                let postgres = (turn == 0) == postgres_first;
+                if !args.runs(if postgres { "postgres" } else { "diesel" }) {
+                    continue;
+                }
+                let outcome = if postgres {
                     run::run::<PostgresBackend<JsonCodec>>(
                         &mut server,
                         &args,
@@ -127,4 +147,45 @@ async fn bench() -> Result<(), Error> {
         return Err("some runs failed (see above)".into());
     }
     Ok(())
+}
+
+/// The commit this checkout is at and how many files under `src/` and
+/// `migrations/` differ from it (the bench measures the working tree as
+/// it was when the example was built).
+fn source_state() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (no git)".to_owned();
+    };
+    let dirty =
+        git(&["status", "--porcelain", "--", "src", "migrations"]).map_or(0, |s| s.lines().count());
+    let built = std::env::current_exe()
+        .and_then(|e| e.metadata())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |d| {
+                let s = d.as_secs();
+                format!("{:02}:{:02} UTC", s / 3600 % 24, s / 60 % 60)
+            },
+        );
+    format!(
+        "this binary built at {built} from the working tree; checkout now at commit {}{}",
+        commit.trim(),
+        if dirty > 0 {
+            format!(" + {dirty} uncommitted file(s) under src/ and migrations/")
+        } else {
+            String::new()
+        }
+    )
 }

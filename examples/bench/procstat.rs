@@ -53,6 +53,11 @@ pub fn self_cpu_ticks() -> Option<u64> {
     read_stat("/proc/self/stat").map(|s| s.own)
 }
 
+/// CPU ticks this process and its reaped children have used.
+pub fn self_and_children_ticks() -> Option<u64> {
+    read_stat("/proc/self/stat").map(|s| s.own + s.children)
+}
+
 /// The parent pid of `pid`.
 pub fn parent_of(pid: u32) -> Option<u32> {
     read_stat(&format!("/proc/{pid}/stat")).map(|s| s.ppid)

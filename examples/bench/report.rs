@@ -88,6 +88,16 @@ const METRICS: &[Metric] = &[
         get: |o| o.other_cpu,
     },
     Metric {
+        name: "RSS MiB at 10% done",
+        better: "lower",
+        get: |o| o.rss_deciles.first().map(|(_, m)| *m),
+    },
+    Metric {
+        name: "RSS MiB all done",
+        better: "lower",
+        get: |o| o.rss_done,
+    },
+    Metric {
         name: "RSS MiB after run",
         better: "lower",
         get: |o| o.rss_mib,
@@ -121,8 +131,8 @@ pub fn line(o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64();
     let mut s = format!(
         "{name} {} wf in {secs:.2} s: {:.1} wf/s {:.1} steps/s | latency p50 {} p99 {} ms | \
-         {} stmts/wf {} xacts/wf | dup {} missing {} stray {} | CPU client {} s server {} s \
-         (other processes {} s) | RSS {} MiB (run peak {})",
+         {} stmts/wf {} xacts/wf ({} rolled back) | dup {} missing {} stray {} | CPU client {} s \
+         server {} s (other processes {} s) | RSS {} MiB (run peak {})",
         o.workflows,
         o.workflows as f64 / secs,
         (o.workflows * o.workload.steps()) as f64 / secs,
@@ -130,6 +140,7 @@ pub fn line(o: &Outcome) -> String {
         fmt_ms(percentile(&o.latencies, 0.99)),
         fmt(per_wf(o, o.statements)),
         fmt(per_wf(o, o.transactions)),
+        fmt(per_wf(o, o.rollbacks)),
         o.executions.saturating_sub(o.distinct),
         o.expected.saturating_sub(o.distinct),
         o.stray,
@@ -139,6 +150,19 @@ pub fn line(o: &Outcome) -> String {
         fmt(o.rss_mib),
         fmt(o.peak_mib),
     );
+    if !o.rss_deciles.is_empty() {
+        let series: Vec<String> = o
+            .rss_deciles
+            .iter()
+            .map(|(pct, mib)| format!("{pct}% {mib:.1}"))
+            .collect();
+        s.push_str(&format!(
+            "\n{:22}VmRSS MiB as workflows finish: {} | all Completed {}",
+            "",
+            series.join(", "),
+            fmt(o.rss_done)
+        ));
+    }
     s.push_str(&format!("\n{:22}[{}]", "", o.note));
     if o.ended_sessions > 0 {
         s.push_str(&format!(

@@ -38,8 +38,22 @@ pub trait Backend: PersistentBackend + TaskClaimStore + Clone + Send + Sync + 's
     const NAME: &'static str;
     /// Its workflow table (with `status` and `position_kind` columns).
     const TABLE: &'static str;
+    /// Every table holding rows of an instance, keyed by `instance_id`,
+    /// the workflow table first and each table after those it references
+    /// (the order `--scale` copies template rows in).
+    const TABLES: &'static [&'static str];
+    /// The table of task outputs (`--scale` copies finished workflows'
+    /// outputs too, so the finder's output reads meet a realistic table).
+    const OUTPUTS_TABLE: &'static str;
+    /// The wake time of the earliest parked delay (`--scale` dispatch).
+    const FIRST_WAKE_SQL: &'static str;
     /// Connects with a pool of `pool` connections, migrating if needed.
     fn open(url: &str, pool: usize) -> impl Future<Output = Result<Self, Error>>;
+    /// The instance `--scale` times the finder on: repeated calls by one
+    /// worker must see the same queue (ours: no offer lease).
+    fn open_finder(url: &str, pool: usize) -> impl Future<Output = Result<Self, Error>> {
+        Self::open(url, pool)
+    }
     /// Backend counters worth printing after a run.
     fn note(&self) -> String;
 }
@@ -47,6 +61,15 @@ pub trait Backend: PersistentBackend + TaskClaimStore + Clone + Send + Sync + 's
 impl Backend for DieselBackend<JsonCodec> {
     const NAME: &'static str = "diesel";
     const TABLE: &'static str = "sayiir.workflows";
+    const TABLES: &'static [&'static str] = &[
+        "sayiir.workflows",
+        "sayiir.task_outputs",
+        "sayiir.history",
+        "sayiir.tasks",
+    ];
+    const OUTPUTS_TABLE: &'static str = "sayiir.task_outputs";
+    const FIRST_WAKE_SQL: &'static str =
+        "SELECT min(wake_at) AS t FROM sayiir.tasks WHERE position_kind = 'AtDelay'";
 
     async fn open(url: &str, pool: usize) -> Result<Self, Error> {
         Ok(DieselBackend::builder(url)
@@ -55,11 +78,27 @@ impl Backend for DieselBackend<JsonCodec> {
             .await?)
     }
 
+    /// No offer lease: the timed calls (one worker id) find the same
+    /// 8 picks every time, as sayiir-postgres's finder does (neither
+    /// finder claims), and no pick is held back from anyone.
+    async fn open_finder(url: &str, pool: usize) -> Result<Self, Error> {
+        Ok(DieselBackend::builder(url)
+            .max_connections(pool)
+            .offer_lease(Duration::ZERO)
+            .build()
+            .await?)
+    }
+
     fn note(&self) -> String {
         let m = self.metrics();
         format!(
-            "recovered {} retries {} wakeups {} dropped {} reconnects {}",
-            m.recovered, m.retries, m.wakeups_delivered, m.wakeups_dropped, m.listener_reconnects
+            "advanced {} recovered {} retries {} wakeups {} dropped {} reconnects {}",
+            m.advanced,
+            m.recovered,
+            m.retries,
+            m.wakeups_delivered,
+            m.wakeups_dropped,
+            m.listener_reconnects
         )
     }
 }
@@ -67,6 +106,14 @@ impl Backend for DieselBackend<JsonCodec> {
 impl Backend for PostgresBackend<JsonCodec> {
     const NAME: &'static str = "postgres";
     const TABLE: &'static str = "sayiir_workflow_snapshots";
+    const TABLES: &'static [&'static str] = &[
+        "sayiir_workflow_snapshots",
+        "sayiir_workflow_snapshot_history",
+        "sayiir_workflow_tasks",
+    ];
+    const OUTPUTS_TABLE: &'static str = "sayiir_workflow_tasks";
+    const FIRST_WAKE_SQL: &'static str = "SELECT min(delay_wake_at) AS t \
+         FROM sayiir_workflow_snapshots WHERE position_kind = 'AtDelay'";
 
     async fn open(url: &str, pool: usize) -> Result<Self, Error> {
         let options = PoolOptions {
@@ -97,6 +144,8 @@ pub struct Outcome {
     pub latencies: Vec<Duration>,
     pub statements: Option<i64>,
     pub transactions: Option<i64>,
+    /// Of which rolled back (a statement that failed, or an explicit ROLLBACK).
+    pub rollbacks: Option<i64>,
     /// Step executions, distinct (workflow, step) pairs, expected pairs.
     pub executions: u64,
     pub distinct: u64,
@@ -109,6 +158,10 @@ pub struct Outcome {
     pub other_cpu: Option<f64>,
     pub rss_mib: Option<f64>,
     pub peak_mib: Option<f64>,
+    /// VmRSS when 10 %, 20 %, … of the workflows had run their last step.
+    pub rss_deciles: Vec<(usize, f64)>,
+    /// VmRSS once every workflow was Completed (workers still running).
+    pub rss_done: Option<f64>,
     /// Sessions that had to be terminated after the run.
     pub ended_sessions: i64,
     pub worker_errors: Vec<String>,
@@ -128,6 +181,7 @@ impl Outcome {
             latencies: Vec::new(),
             statements: None,
             transactions: None,
+            rollbacks: None,
             executions: 0,
             distinct: 0,
             expected: 0,
@@ -137,6 +191,8 @@ impl Outcome {
             other_cpu: None,
             rss_mib: None,
             peak_mib: None,
+            rss_deciles: Vec::new(),
+            rss_done: None,
             ended_sessions: 0,
             worker_errors: Vec::new(),
             note: String::new(),
@@ -204,6 +260,7 @@ async fn measure<B: Backend>(
 
     // 2. Counters before.
     let xacts_before = server.transactions(oid).await?;
+    let rollbacks_before = server.rollbacks(oid).await?;
     server.reset_statements().await?;
     let client_before = procstat::self_cpu_ticks();
     let server_before = server.postmaster.and_then(procstat::server_cpu_ticks);
@@ -223,7 +280,9 @@ async fn measure<B: Backend>(
     let backend = B::open(&url, args.pool).await?;
     let workers = spawn_workers(&backend, args, &registry);
     let client = WorkflowClient::new(backend.clone());
-    let driven = drive(&client, &mut monitor, &wf, &probe, args, out.workload).await;
+    let (driven, deciles) = drive(&client, &mut monitor, &wf, &probe, args, out.workload).await;
+    out.rss_deciles = deciles;
+    out.rss_done = procstat::status_mib("VmRSS");
     out.worker_errors = stop(workers).await;
     out.note = backend.note();
     drop(client);
@@ -247,6 +306,7 @@ async fn measure<B: Backend>(
         _ => None,
     };
     out.transactions = Some(server.transactions(oid).await? - xacts_before - monitor_calls);
+    out.rollbacks = Some(server.rollbacks(oid).await? - rollbacks_before);
     out.statements = server.statements(oid).await?;
     if out.round == 0 && args.top > 0 {
         out.top = server.top_statements(oid, i64::try_from(args.top)?).await?;
@@ -269,7 +329,9 @@ async fn measure<B: Backend>(
 }
 
 /// Submits every workflow (sending events meanwhile for `signal`) and
-/// waits until all are Completed; returns first submit → last completion.
+/// waits until all are Completed; returns first submit → last completion,
+/// and this process's VmRSS each time another tenth of the workflows ran
+/// their last step.
 async fn drive<B: Backend>(
     client: &WorkflowClient<B>,
     monitor: &mut Monitor,
@@ -277,10 +339,45 @@ async fn drive<B: Backend>(
     probe: &Probe,
     args: &Args,
     workload: Workload,
+) -> (Result<Duration, Error>, Vec<(usize, f64)>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deadline = Instant::now() + args.timeout;
+    let sample = async {
+        let mut deciles = Vec::new();
+        let mut next = 1;
+        while next <= 10 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if Instant::now() > deadline {
+                break;
+            }
+            while next <= 10 && probe.finished_count() * 10 >= args.workflows * next {
+                if let Some(mib) = procstat::status_mib("VmRSS") {
+                    deciles.push((next * 10, mib));
+                }
+                next += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        deciles
+    };
+    let driven = async {
+        let r = drive_all(client, monitor, wf, probe, args, workload, deadline).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    };
+    tokio::join!(driven, sample)
+}
+
+async fn drive_all<B: Backend>(
+    client: &WorkflowClient<B>,
+    monitor: &mut Monitor,
+    wf: &Wf,
+    probe: &Probe,
+    args: &Args,
+    workload: Workload,
+    deadline: Instant,
 ) -> Result<Duration, Error> {
     let n = args.workflows;
     let start = Instant::now();
-    let deadline = start + args.timeout;
     let submit = async {
         for i in 0..n {
             probe.submitting(i);
@@ -319,7 +416,7 @@ async fn drive<B: Backend>(
     }
 }
 
-fn input(i: usize) -> u64 {
+pub fn input(i: usize) -> u64 {
     u64::try_from(i).unwrap_or(u64::MAX / STRIDE) * STRIDE
 }
 
@@ -406,23 +503,38 @@ async fn seed_giants<B: Backend>(
     }
 }
 
-fn spawn_workers<B: Backend>(
+pub fn spawn_workers<B: Backend>(
     backend: &B,
     args: &Args,
     registry: &[(sayiir_core::DefinitionHash, Arc<Wf>)],
 ) -> Vec<WorkerHandle<B>> {
-    (0..args.workers)
+    spawn_named(backend, args, registry, "bench", args.workers)
+}
+
+/// `count` PooledWorkers named `{prefix}-{i}`, with the run's settings.
+pub fn spawn_named<B: Backend>(
+    backend: &B,
+    args: &Args,
+    registry: &[(sayiir_core::DefinitionHash, Arc<Wf>)],
+    prefix: &str,
+    count: usize,
+) -> Vec<WorkerHandle<B>> {
+    (0..count)
         .map(|i| {
-            PooledWorker::new(format!("bench-{i}"), backend.clone(), TaskRegistry::new())
-                .with_claim_ttl(Some(args.claim_ttl))
-                .with_batch_size(NonZeroUsize::new(args.batch).unwrap_or(NonZeroUsize::MIN))
-                .spawn(args.poll, registry.to_vec())
+            PooledWorker::new(
+                format!("{prefix}-{i}"),
+                backend.clone(),
+                TaskRegistry::new(),
+            )
+            .with_claim_ttl(Some(args.claim_ttl))
+            .with_batch_size(NonZeroUsize::new(args.batch).unwrap_or(NonZeroUsize::MIN))
+            .spawn(args.poll, registry.to_vec())
         })
         .collect()
 }
 
 /// Shuts the workers down and waits for them; returns their errors.
-async fn stop<B>(workers: Vec<WorkerHandle<B>>) -> Vec<String> {
+pub async fn stop<B>(workers: Vec<WorkerHandle<B>>) -> Vec<String> {
     for w in &workers {
         w.shutdown();
     }

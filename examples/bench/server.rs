@@ -30,6 +30,17 @@ struct Str {
     s: String,
 }
 
+/// What auto_explain logs (see [`Server::auto_explain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    Off,
+    /// Every statement, with ANALYZE, BUFFERS and timing.
+    Analyze,
+    /// The plan (estimates only: no instrumentation cost) of statements
+    /// that take at least this many milliseconds.
+    Slower(u32),
+}
+
 /// The server, an admin connection to its maintenance database, and what
 /// it offers (`pg_stat_statements`, a local postmaster to sample).
 pub struct Server {
@@ -47,7 +58,9 @@ impl Server {
         let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
         let pg = tokio::task::spawn_blocking(|| {
             PgServer::start_with(&[
-                "shared_preload_libraries=pg_stat_statements",
+                // auto_explain stays off (log_min_duration -1) unless
+                // `--scale` turns it on for one database at a time.
+                "shared_preload_libraries=pg_stat_statements,auto_explain",
                 "pg_stat_statements.track=top",
                 "pg_stat_statements.max=10000",
             ])
@@ -90,6 +103,67 @@ impl Server {
             postmaster,
             throwaway: !external,
         })
+    }
+
+    /// The throwaway server's log, where auto_explain writes its plans.
+    pub fn log_path(&self) -> Option<std::path::PathBuf> {
+        let path = self.pg.data_dir()?.parent()?.join("server.log");
+        path.exists().then_some(path)
+    }
+
+    /// Sets auto_explain for every session of the server, the open ones
+    /// included (`ALTER SYSTEM` and a configuration reload), so that it
+    /// shows the plans a backend's pooled connections really use. Only on
+    /// the throwaway server; false when it is not that or has not loaded
+    /// auto_explain.
+    pub async fn auto_explain(&mut self, mode: Explain) -> Result<bool, Error> {
+        let loaded = diesel::sql_query(
+            "SELECT coalesce(current_setting('auto_explain.log_min_duration', true), '') AS s",
+        )
+        .get_result::<Str>(&mut self.admin)
+        .await?
+        .s;
+        if !self.throwaway || loaded.is_empty() {
+            return Ok(false);
+        }
+        let settings: &[(&str, String)] = match mode {
+            Explain::Off => &[],
+            Explain::Analyze => &[
+                ("log_min_duration", "0".to_owned()),
+                ("log_analyze", "on".to_owned()),
+                ("log_buffers", "on".to_owned()),
+                ("log_timing", "on".to_owned()),
+            ],
+            Explain::Slower(ms) => &[("log_min_duration", ms.to_string())],
+        };
+        for name in [
+            "log_min_duration",
+            "log_analyze",
+            "log_buffers",
+            "log_timing",
+        ] {
+            let sql = match settings.iter().find(|(n, _)| *n == name) {
+                Some((_, value)) => format!("ALTER SYSTEM SET auto_explain.{name} = '{value}'"),
+                None => format!("ALTER SYSTEM RESET auto_explain.{name}"),
+            };
+            self.admin.batch_execute(&sql).await?;
+        }
+        self.admin.batch_execute("SELECT pg_reload_conf()").await?;
+        // Sessions reread the configuration before their next statement;
+        // give the postmaster a moment to signal them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(true)
+    }
+
+    /// Rolled-back transactions of the database so far.
+    pub async fn rollbacks(&mut self, oid: i64) -> Result<i64, Error> {
+        Ok(diesel::sql_query(
+            "SELECT xact_rollback::bigint AS n FROM pg_stat_database WHERE datid::bigint = $1",
+        )
+        .bind::<BigInt, _>(oid)
+        .get_result::<Num>(&mut self.admin)
+        .await?
+        .n)
     }
 
     pub fn url_for(&self, db: &str) -> String {

@@ -236,3 +236,19 @@ pub fn giant(p: &Arc<Probe>) -> Result<Wf, Error> {
             .build(),
     )
 }
+
+/// d0 → nap (a delay of `nap`) → d1: the `--scale` dispatch workflow
+/// (a leading step because `WorkflowClient::submit` of a workflow that
+/// starts with a delay leaves it at the delay node as if it were a task).
+/// Its definition hash depends on `nap`, so every process builds it with
+/// the same value.
+pub fn delayed(p: &Arc<Probe>, nap: Duration) -> Result<Wf, Error> {
+    let ctx = WorkflowContext::new("bench-delayed", Arc::new(JsonCodec), Arc::new(()));
+    built(
+        WorkflowBuilder::new(ctx)
+            .then("d0", step(p, 0, false))
+            .delay("nap", nap)
+            .then("d1", step(p, 1, true))
+            .build(),
+    )
+}
