@@ -34,6 +34,8 @@ pub(crate) struct Inner<C> {
     pub(crate) wakeup: Wakeup,
     pub(crate) metrics: Counters,
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
+    /// The workflow revision each finder answer was read at.
+    pub(crate) seen: crate::store::SeenRevisions,
     /// The background pruner, when [`Builder::retention`] set one; dropping
     /// it stops the task.
     _pruner: Option<crate::retention::Pruner>,
@@ -166,6 +168,7 @@ where
                 wakeup,
                 metrics: Counters::default(),
                 wakeup_counters,
+                seen: crate::store::SeenRevisions::default(),
                 _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),

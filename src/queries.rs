@@ -248,7 +248,7 @@ mod tests {
             ("WRITE_SNAPSHOT", WRITE_SNAPSHOT, 31),
             ("LOAD_SNAPSHOT", LOAD_SNAPSHOT, 1),
             ("POP_EVENT", POP_EVENT, 2),
-            ("CLAIM_TASK", CLAIM_TASK, 4),
+            ("CLAIM_TASK", CLAIM_TASK, 5),
             ("RELEASE_CLAIM", RELEASE_CLAIM, 3),
             ("EXTEND_CLAIM", EXTEND_CLAIM, 4),
             ("FIND_TASKS", FIND_TASKS, 5),

@@ -610,3 +610,81 @@ async fn workers_polling_at_once_get_different_batches() {
         .unwrap();
     assert!(claim.is_some());
 }
+
+#[tokio::test]
+async fn a_copy_read_before_the_workflow_moved_on_cannot_claim() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "body");
+    b.save_snapshot(&mut s).await.unwrap();
+    // w1 reads the body at iteration k and holds its copy.
+    assert_eq!(found(&b, "w1", &[]).await, vec!["wf"]);
+    // w2 runs iteration k; the loop comes back to the same task, the same
+    // membership (none), a new input.
+    assert!(
+        b.claim_task("wf", &tid("body"), "w2", ttl(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.mark_task_completed(tid("body"), Bytes::from_static(b"k"));
+    b.save_snapshot(&mut s).await.unwrap();
+    let mut next = at_task("wf", "body");
+    next.set_loop_iteration(tid("body"), 1);
+    b.save_snapshot(&mut next).await.unwrap();
+    b.release_task_claim("wf", &tid("body"), "w2")
+        .await
+        .unwrap();
+    // w1's copy is stale: refused, and the row stays runnable.
+    assert!(
+        b.claim_task("wf", &tid("body"), "w1", ttl(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Read again, the same worker claims the current iteration; a claim
+    // with no copy on record is checked on position and membership only.
+    assert_eq!(found(&b, "w1", &[]).await, vec!["wf"]);
+    assert!(
+        b.claim_task("wf", &tid("body"), "w1", ttl(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    b.release_task_claim("wf", &tid("body"), "w1")
+        .await
+        .unwrap();
+    assert!(
+        b.claim_task("wf", &tid("body"), "w3", ttl(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_hinted_copy_is_checked_the_same_way() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "body");
+    b.save_snapshot(&mut s).await.unwrap();
+    let hint = TaskWakeupHint {
+        instance_id: "wf".into(),
+        task_id: *tid("body").as_bytes(),
+        definition_hash: *def_hash().as_bytes(),
+        tags: vec![],
+    };
+    assert!(b.find_hinted_task(&hint).await.unwrap().is_some());
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(
+        b.claim_task("wf", &tid("body"), "w1", ttl(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(b.find_hinted_task(&hint).await.unwrap().is_some());
+    assert!(
+        b.claim_task("wf", &tid("body"), "w1", ttl(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -180,3 +180,80 @@ async fn two_events_around_a_park_arrive_in_order() {
         w.shutdown();
     }
 }
+
+/// Runs of the loop body per workflow (keyed by its input).
+static BODY_RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+
+/// A workflow that is one loop whose body always says `Again`, exited by
+/// its iteration limit (5, `ExitWithLast`): the body runs exactly five
+/// times unless a stale copy rolls the recorded iteration back. (Under
+/// `PooledWorker` a loop must be the whole workflow: every iteration
+/// receives the workflow's input and nothing after a loop ever runs; see
+/// the README's runtime limits.)
+fn five_rounds() -> Arc<Workflow<JsonCodec, u64>> {
+    let ctx = WorkflowContext::new("five-rounds", Arc::new(JsonCodec), Arc::new(()));
+    Arc::new(
+        WorkflowBuilder::new(ctx)
+            .loop_task_with_policy(
+                "body",
+                |x: u64| async move {
+                    *BODY_RUNS
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(HashMap::new)
+                        .entry(x)
+                        .or_insert(0) += 1;
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    Ok(sayiir_core::LoopResult::Again(x))
+                },
+                5,
+                sayiir_core::MaxIterationsPolicy::ExitWithLast,
+            )
+            .build()
+            .unwrap(),
+    )
+}
+
+/// With `batch_size > 1` and no offers, workers' batches overlap, so an
+/// entry found at one iteration of a loop often reaches its claim after
+/// another worker has run that iteration and the loop is back at the same
+/// task. The claim must refuse such a copy: the body runs exactly five
+/// times per workflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_entry_from_an_earlier_loop_iteration_cannot_run_the_body() {
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .offer_lease(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let wf = five_rounds();
+    let client = WorkflowClient::new(b.clone());
+    let ws = spawn_workers(&b, &wf, 4, 8);
+    let inputs: Vec<u64> = (1..=40).map(|k| k * 100).collect();
+    for &x in &inputs {
+        client.submit(&*wf, &format!("loop-{x}"), x).await.unwrap();
+    }
+    for &x in &inputs {
+        wait_status(
+            &client,
+            &format!("loop-{x}"),
+            Duration::from_secs(60),
+            completed,
+        )
+        .await;
+    }
+    let runs = BODY_RUNS.lock().unwrap().clone().unwrap_or_default();
+    let wrong: Vec<_> = inputs
+        .iter()
+        .map(|x| (x, runs.get(x).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n != 5)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "bodies not run exactly 5 times: {wrong:?}"
+    );
+    for w in ws {
+        w.shutdown();
+    }
+}

@@ -2,10 +2,15 @@ WITH wf AS (
     -- The row lock makes the check atomic with the owner's save: a claim
     -- either waits for that save and sees the recorded output, or lands
     -- before it while the owner's claim is still live.
+    -- $5, when set, is the revision the claimer's copy was read at (see
+    -- src/store/seen.rs): a copy the workflow has moved past since is
+    -- stale, even where position and membership match again (a loop body's
+    -- next iteration).
     SELECT instance_id,
            status = 'InProgress'
                AND current_task_id = $2
-               AND NOT ($2 = ANY (members)) AS runnable
+               AND NOT ($2 = ANY (members))
+               AND ($5::int8 IS NULL OR revision = $5::int8) AS runnable
     FROM sayiir.workflows
     WHERE instance_id = $1
     FOR NO KEY UPDATE

@@ -82,13 +82,13 @@ pick AS (
 -- statement's start).
 hydrated AS (
     SELECT p.instance_id, p.failed_here, p.effective, p.aged_from,
-           w.snapshot, w.trace_parent, w.members,
+           w.snapshot, w.trace_parent, w.members, w.revision,
            COALESCE(w.status = 'InProgress' AND w.position_kind = 'AtTask'
                     AND w.current_task_id = p.task_id, false) AS current
     FROM pick AS p
     LEFT JOIN LATERAL (
         SELECT v.status, v.position_kind, v.current_task_id, v.snapshot,
-               v.trace_parent, v.members
+               v.trace_parent, v.members, v.revision
         FROM sayiir.workflows AS v
         WHERE v.instance_id = p.instance_id
         OFFSET 0
@@ -103,6 +103,7 @@ offered AS (
 )
 SELECT h.instance_id,
        h.current,
+       COALESCE(h.revision, 0) AS revision,
        COALESCE(h.snapshot, '') AS snapshot,
        h.trace_parent,
        COALESCE(o.task_ids, '{}') AS task_ids,

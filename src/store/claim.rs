@@ -12,7 +12,9 @@
 //! **Each step runs once.** `claim_task` locks the workflow row in the claim
 //! statement and refuses a task whose output is already recorded, so a
 //! worker holding a stale `AvailableTask` cannot claim a task another worker
-//! has just finished (see SPEC 4.7). The crash window this closes (output
+//! has just finished (see SPEC 4.7), nor one whose copy was read at an
+//! older workflow revision than the row's (a loop body's next iteration
+//! looks the same otherwise: see `seen.rs`). The crash window this closes (output
 //! saved, workflow not moved on) is recovered by the finder's maintenance:
 //! such a row with no live claim for [`Config::recovery_grace`] gets the
 //! task's membership removed, so a worker runs it once more.
@@ -55,12 +57,23 @@ struct ClaimRow {
     expires_at: Option<i64>,
 }
 
-/// A finder pick: its hydrated workflow, and whether the workflow row still
-/// matches the queue row.
+/// A finder pick: its hydrated workflow, the workflow revision it was read
+/// at, and whether the workflow row still matches the queue row.
 #[derive(diesel::QueryableByName)]
 struct FoundRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     current: bool,
+    #[diesel(sql_type = BigInt)]
+    revision: i64,
+    #[diesel(embed)]
+    stored: StoredSnapshot,
+}
+
+/// A hinted pick and the workflow revision it was read at.
+#[derive(diesel::QueryableByName)]
+struct HintedRow {
+    #[diesel(sql_type = BigInt)]
+    revision: i64,
     #[diesel(embed)]
     stored: StoredSnapshot,
 }
@@ -107,12 +120,14 @@ where
     ) -> Result<Option<TaskClaim>> {
         check_id("instance id", instance_id)?;
         check_key("worker id", worker_id)?;
+        let seen = self.inner.seen.take(worker_id, instance_id, task_id);
         let mut conn = self.conn().await?;
         let row: ClaimRow = Raw::new(CLAIM_TASK)
             .bind::<Text, _>(instance_id)
             .bind::<Bytea, _>(task_id.as_bytes().as_slice())
             .bind::<Text, _>(worker_id)
             .bind::<Nullable<BigInt>, _>(ttl.map(millis))
+            .bind::<Nullable<BigInt>, _>(seen)
             .get_result(&mut conn)
             .await?;
         if !row.found {
@@ -185,6 +200,9 @@ where
                 continue;
             }
             if let Some(task) = self.available(&mut conn, row.stored).await? {
+                self.inner
+                    .seen
+                    .found(worker_id, &task.instance_id, task.task_id, row.revision);
                 found.push(task);
             }
         }
@@ -275,16 +293,22 @@ where
             return Ok(None);
         }
         let mut conn = self.conn().await?;
-        let row: Option<StoredSnapshot> = Raw::new(FIND_HINTED)
+        let row: Option<HintedRow> = Raw::new(FIND_HINTED)
             .bind::<Text, _>(hint.instance_id.as_str())
             .bind::<Bytea, _>(hint.task_id.as_slice())
             .get_result(&mut conn)
             .await
             .optional()?;
-        match row {
-            Some(row) => self.available(&mut conn, row).await,
-            None => Ok(None),
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let task = self.available(&mut conn, row.stored).await?;
+        if let Some(task) = &task {
+            self.inner
+                .seen
+                .hinted(&task.instance_id, task.task_id, row.revision);
         }
+        Ok(task)
     }
 }
 

@@ -9,7 +9,9 @@
 mod claim;
 mod event;
 mod maintenance;
+mod seen;
 pub use claim::MAINTENANCE_EVERY;
+pub(crate) use seen::SeenRevisions;
 mod signal;
 mod snapshot;
 mod task_result;
