@@ -52,7 +52,7 @@ async fn main() {
 
 async fn bench() -> Result<(), Error> {
     let args = Args::parse()?;
-    let mut server = Server::open().await?;
+    let mut server = Server::open(args.scale.is_some()).await?;
     let ticks = procstat::clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("sayiir backend benchmark: sayiir-postgres 1.0.0 vs sayiir-diesel (JsonCodec)");

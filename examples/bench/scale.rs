@@ -15,8 +15,9 @@
 //!   the statistics as they are (autovacuum's, or our ANALYZE of the
 //!   previous state: the planner sees an older, smaller table), then after
 //!   `ANALYZE`. During the timed calls auto_explain logs the plan of any
-//!   statement taking 10 ms or more (estimates only: no instrumentation
-//!   cost); after them, 12 more calls on the same backend instance run
+//!   statement taking 10 ms or more (ANALYZE and BUFFERS without per-node
+//!   timing, for both backends alike); after them, 12 more calls on the
+//!   same backend instance run
 //!   with auto_explain (ANALYZE, BUFFERS) on for every statement. Both
 //!   logs go under `target/bench-plans/`, and the distinct plans of each
 //!   statement are summarised (scans, rows, runs, median duration).
@@ -287,8 +288,8 @@ pub async fn scale(server: &mut Server, args: &Args, sa: &ScaleArgs) -> Result<(
 
 async fn finder_part<B: Backend>(cx: &mut Ctx<'_>) -> Result<(), Error> {
     let db = format!("sayiir_scale_{}_finder_{}", std::process::id(), B::NAME);
-    cx.server.create_database(&db).await?;
-    let r = finder_states::<B>(cx, &db).await;
+    let oid = cx.server.create_database(&db).await?;
+    let r = finder_states::<B>(cx, &db, oid).await;
     if let Err(e) = cx.server.drop_database(&db).await {
         eprintln!("warning: could not drop {db}: {e}");
     }
@@ -305,7 +306,7 @@ fn count_label(n: u64) -> String {
     }
 }
 
-async fn finder_states<B: Backend>(cx: &mut Ctx<'_>, db: &str) -> Result<(), Error> {
+async fn finder_states<B: Backend>(cx: &mut Ctx<'_>, db: &str, oid: i64) -> Result<(), Error> {
     let url = cx.server.url_for(db);
     let backend = B::open_finder(&url, cx.args.pool).await?;
     templates(&backend, cx.args, &url, true, false).await?;
@@ -360,7 +361,7 @@ async fn finder_states<B: Backend>(cx: &mut Ctx<'_>, db: &str) -> Result<(), Err
                 );
             }
             let stats = stats_note::<B>(&mut conn).await?;
-            let t = time_and_explain(cx, &backend, &format!("finder {state} {mode}")).await?;
+            let t = time_and_explain(cx, &backend, oid, &format!("finder {state} {mode}")).await?;
             println!(
                 "{:<8}   {mode:<8} p50 {:.3} ms p99 {:.3} ms, returned {} | {stats}",
                 B::NAME,
@@ -537,12 +538,13 @@ async fn templates<B: Backend>(
 }
 
 /// Minimum duration of a statement whose plan is logged during the timed
-/// finder calls (plan only, no instrumentation).
+/// finder calls.
 const SLOW_MS: u32 = 10;
 
-/// Times the finder with auto_explain logging the plan of every statement
-/// that takes [`SLOW_MS`] or more (estimates only, so the timed calls pay
-/// no instrumentation), then runs 12 more calls on the same backend with
+/// Times the finder with auto_explain logging the plan (ANALYZE, BUFFERS,
+/// no per-node timing) of every statement that takes [`SLOW_MS`] or more,
+/// so a slow plan is caught as it happens (every statement pays the row
+/// and buffer counting), then runs 12 more calls on the same backend with
 /// auto_explain (ANALYZE, BUFFERS) on for every statement, so its
 /// long-lived pooled connections show the plans they use (prepared
 /// statements may have switched to a generic plan). Both logs go under
@@ -551,6 +553,7 @@ const SLOW_MS: u32 = 10;
 async fn time_and_explain<B: Backend>(
     cx: &mut Ctx<'_>,
     backend: &B,
+    oid: i64,
     tag: &str,
 ) -> Result<FinderTimes, Error> {
     let slug: String = format!("{} {tag}", B::NAME)
@@ -560,11 +563,28 @@ async fn time_and_explain<B: Backend>(
     let log = cx.server.log_path();
     let offset = log.as_deref().map_or(0, plans::log_len);
     let slow_on = log.is_some() && cx.server.auto_explain(Explain::Slower(SLOW_MS)).await?;
+    cx.server.reset_statements().await?;
     let timed = time_finder(backend, cx.sa.calls).await;
+    let times = cx
+        .server
+        .statement_times(oid, i64::try_from(cx.sa.calls)?)
+        .await;
     if slow_on {
         cx.server.auto_explain(Explain::Off).await?;
     }
     let t = timed?;
+    for st in times? {
+        println!(
+            "{:<8}            timed calls, server side: {}: {} calls, planned {} times, \
+             mean plan {:.3} ms + execution {:.3} ms",
+            B::NAME,
+            plans::label(&st.query),
+            st.calls,
+            st.plans,
+            st.plan_ms,
+            st.exec_ms
+        );
+    }
     let Some(log) = log.filter(|_| slow_on) else {
         return Ok(t);
     };
@@ -612,15 +632,15 @@ async fn time_and_explain<B: Backend>(
 
 async fn parked_part<B: Backend>(cx: &mut Ctx<'_>) -> Result<(), Error> {
     let db = format!("sayiir_scale_{}_parked_{}", std::process::id(), B::NAME);
-    cx.server.create_database(&db).await?;
-    let r = parked_states::<B>(cx, &db).await;
+    let oid = cx.server.create_database(&db).await?;
+    let r = parked_states::<B>(cx, &db, oid).await;
     if let Err(e) = cx.server.drop_database(&db).await {
         eprintln!("warning: could not drop {db}: {e}");
     }
     r
 }
 
-async fn parked_states<B: Backend>(cx: &mut Ctx<'_>, db: &str) -> Result<(), Error> {
+async fn parked_states<B: Backend>(cx: &mut Ctx<'_>, db: &str, oid: i64) -> Result<(), Error> {
     let url = cx.server.url_for(db);
     let backend = B::open_finder(&url, cx.args.pool).await?;
     templates(&backend, cx.args, &url, false, true).await?;
@@ -649,7 +669,7 @@ async fn parked_states<B: Backend>(cx: &mut Ctx<'_>, db: &str) -> Result<(), Err
             conn.batch_execute("ANALYZE").await?;
         }
         let stats = stats_note::<B>(&mut conn).await?;
-        let t = time_and_explain(cx, &backend, &format!("parked {mode}")).await?;
+        let t = time_and_explain(cx, &backend, oid, &format!("parked {mode}")).await?;
         println!(
             "{:<8}   {mode:<8} finder p50 {:.3} ms p99 {:.3} ms, returned {} | {stats}",
             B::NAME,

@@ -30,14 +30,30 @@ struct Str {
     s: String,
 }
 
+/// Planning and execution of one statement (see [`Server::statement_times`]).
+#[derive(QueryableByName)]
+pub struct StatementTimes {
+    #[diesel(sql_type = BigInt)]
+    pub calls: i64,
+    #[diesel(sql_type = BigInt)]
+    pub plans: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub plan_ms: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub exec_ms: f64,
+    #[diesel(sql_type = Text)]
+    pub query: String,
+}
+
 /// What auto_explain logs (see [`Server::auto_explain`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Explain {
     Off,
     /// Every statement, with ANALYZE, BUFFERS and timing.
     Analyze,
-    /// The plan (estimates only: no instrumentation cost) of statements
-    /// that take at least this many milliseconds.
+    /// The plan of statements that take at least this many milliseconds,
+    /// with ANALYZE (actual rows) and BUFFERS but without per-node timing,
+    /// the costly part of the instrumentation every statement then pays.
     Slower(u32),
 }
 
@@ -54,16 +70,23 @@ pub struct Server {
 
 impl Server {
     /// `DATABASE_URL`'s server, or a throwaway one with `pg_stat_statements`.
-    pub async fn open() -> Result<Server, Error> {
+    /// `track_planning`: also record planning time and the number of
+    /// plans per statement (`--scale`; it costs a little on every
+    /// statement, so the workload runs leave it off).
+    pub async fn open(track_planning: bool) -> Result<Server, Error> {
         let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
-        let pg = tokio::task::spawn_blocking(|| {
-            PgServer::start_with(&[
+        let pg = tokio::task::spawn_blocking(move || {
+            let mut settings = vec![
                 // auto_explain stays off (log_min_duration -1) unless
-                // `--scale` turns it on for one database at a time.
+                // `--scale` turns it on (see `Server::auto_explain`).
                 "shared_preload_libraries=pg_stat_statements,auto_explain",
                 "pg_stat_statements.track=top",
                 "pg_stat_statements.max=10000",
-            ])
+            ];
+            if track_planning {
+                settings.push("pg_stat_statements.track_planning=on");
+            }
+            PgServer::start_with(&settings)
         })
         .await??;
         let mut admin = AsyncPgConnection::establish(pg.admin_url()).await?;
@@ -134,7 +157,12 @@ impl Server {
                 ("log_buffers", "on".to_owned()),
                 ("log_timing", "on".to_owned()),
             ],
-            Explain::Slower(ms) => &[("log_min_duration", ms.to_string())],
+            Explain::Slower(ms) => &[
+                ("log_min_duration", ms.to_string()),
+                ("log_analyze", "on".to_owned()),
+                ("log_buffers", "on".to_owned()),
+                ("log_timing", "off".to_owned()),
+            ],
         };
         for name in [
             "log_min_duration",
@@ -153,6 +181,33 @@ impl Server {
         // give the postmaster a moment to signal them.
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(true)
+    }
+
+    /// Per statement of the database run at least `min_calls` times since
+    /// the last reset (the bench's own left out): calls, times planned,
+    /// mean planning and execution time in ms (plans and planning time
+    /// are 0 without `track_planning`), and the statement's text.
+    pub async fn statement_times(
+        &mut self,
+        oid: i64,
+        min_calls: i64,
+    ) -> Result<Vec<StatementTimes>, Error> {
+        if !self.statements {
+            return Ok(Vec::new());
+        }
+        Ok(diesel::sql_query(
+            "SELECT calls::bigint AS calls, plans::bigint AS plans, \
+                    mean_plan_time::float8 AS plan_ms, mean_exec_time::float8 AS exec_ms, \
+                    query AS query \
+             FROM pg_stat_statements \
+             WHERE dbid::bigint = $1 AND calls >= $2 \
+               AND query NOT LIKE '%sayiir-bench monitor%' \
+             ORDER BY calls DESC",
+        )
+        .bind::<BigInt, _>(oid)
+        .bind::<BigInt, _>(min_calls)
+        .load::<StatementTimes>(&mut self.admin)
+        .await?)
     }
 
     /// Rolled-back transactions of the database so far.
