@@ -49,7 +49,15 @@ pub async fn revert_all(url: &str) -> Result<Vec<String>> {
     .await
 }
 
-pub(crate) async fn run_on(mut conn: AsyncPgConnection) -> Result<Vec<String>> {
+/// [`run`] on a connection you opened, for example through your TLS
+/// connector (the one given to [`Builder::connector`]). Consumes it: the
+/// advisory lock is released by closing it.
+///
+/// # Errors
+/// [`Error::UnsupportedServer`] or [`Error::Migration`].
+///
+/// [`Builder::connector`]: crate::Builder::connector
+pub async fn run_on(mut conn: AsyncPgConnection) -> Result<Vec<String>> {
     check_server_version(&mut conn).await?;
     locked(conn, |harness| {
         harness

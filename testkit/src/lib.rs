@@ -187,6 +187,32 @@ impl PgServer {
         self.data_dir.as_deref()
     }
 
+    /// Writes `name` into the throwaway server's data directory with
+    /// permission bits `mode`, owned like the directory (the server's user):
+    /// a TLS key and certificate, or a `pg_hba.conf` to reload. Returns the
+    /// file's path.
+    ///
+    /// # Errors
+    /// With `DATABASE_URL` (no data directory of ours), or on I/O errors.
+    pub fn write_data_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<PathBuf, Error> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = self
+            .data_dir
+            .as_deref()
+            .ok_or("no data directory: the server is DATABASE_URL's")?;
+        let owner = std::fs::metadata(dir)?;
+        let path = dir.join(name);
+        std::fs::write(&path, contents)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid()))?;
+        Ok(path)
+    }
+
     /// URL of the maintenance database.
     #[must_use]
     pub fn admin_url(&self) -> &str {
