@@ -324,19 +324,29 @@ where
         &self.config
     }
 
-    /// Builds the pool and, unless disabled, applies pending migrations.
+    /// Builds the pool and, unless disabled, applies pending migrations;
+    /// checks that the pool (and, with an application's pool, the URL) gives
+    /// real sessions, not a transaction pooler's (see [`crate::pooler`]).
     ///
     /// # Errors
-    /// Connection, pool, migration or unsupported-server errors.
+    /// Connection, pool, migration or unsupported-server errors, or
+    /// [`Error::TransactionPooler`](crate::Error::TransactionPooler).
     pub async fn build(self) -> Result<DieselBackend<C>> {
         if self.config.run_migrations {
             let conn = (self.connect)(&self.config.url).await?;
             crate::migrations::run_on(conn).await?;
         }
+        let limit = self.config.connect_timeout;
         let pool = match self.pool {
-            Some(pool) => pool,
+            Some(pool) => {
+                // The application's pool and the URL may reach the server
+                // differently: check both.
+                crate::pooler::check_url(&self.connect, &self.config.url, limit).await?;
+                pool
+            }
             None => pool::build(&self.config, Arc::clone(&self.connect))?,
         };
+        crate::pooler::check_pool(&pool, limit).await?;
         DieselBackend::assemble(pool, &self.config, self.connect).await
     }
 }

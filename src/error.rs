@@ -70,6 +70,21 @@ pub enum Error {
     /// Stored data broke an invariant of ours (e.g. a hash of the wrong length).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Connections reach the server through a pooler that does not keep a
+    /// session on one server connection (PgBouncer in transaction or
+    /// statement mode): see [`crate::pooler`].
+    #[error(
+        "{what} goes through a pooler in transaction or statement mode ({evidence}); \
+         sayiir-diesel needs session-level connections (named prepared statements, \
+         LISTEN, session settings): use PgBouncer's session mode, or connect to the \
+         server directly"
+    )]
+    TransactionPooler {
+        /// Which connections ("the pool", "the builder's URL").
+        what: &'static str,
+        /// What the boot-time check saw.
+        evidence: String,
+    },
 }
 
 /// Short alias used throughout the crate.

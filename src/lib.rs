@@ -43,6 +43,7 @@ pub mod kinds;
 pub mod migrations;
 pub mod models;
 pub mod pool;
+pub mod pooler;
 mod queries;
 pub mod reports;
 pub mod retention;

@@ -1,6 +1,10 @@
-//! Embedded migrations, applied under a session advisory lock so that many
-//! processes booting at once are safe, with diesel's bookkeeping table in
-//! schema `sayiir` (never `public.__diesel_schema_migrations`).
+//! Embedded migrations, applied in one transaction under a transaction-level
+//! advisory lock so that many processes booting at once are safe (and so
+//! that they run through a transaction-pooling PgBouncer too: one
+//! transaction keeps one server connection), with diesel's bookkeeping table
+//! in schema `sayiir` (never `public.__diesel_schema_migrations`). Each
+//! migration runs in a savepoint; a failing one rolls back every migration
+//! of the run.
 //!
 //! The harness is synchronous: it runs on an `AsyncConnectionWrapper` inside
 //! `spawn_blocking`, so it works on current-thread runtimes too
@@ -9,7 +13,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Integer, Text};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{Error, Result};
@@ -41,7 +45,7 @@ pub async fn run(url: &str) -> Result<Vec<String>> {
 /// [`Error::Connection`] or [`Error::Migration`].
 pub async fn revert_all(url: &str) -> Result<Vec<String>> {
     let conn = AsyncPgConnection::establish(url).await?;
-    locked(conn, |harness| {
+    locked(conn, false, |harness| {
         harness
             .revert_all_migrations(MIGRATIONS)
             .map(|v| v.iter().map(ToString::to_string).collect())
@@ -50,16 +54,14 @@ pub async fn revert_all(url: &str) -> Result<Vec<String>> {
 }
 
 /// [`run`] on a connection you opened, for example through your TLS
-/// connector (the one given to [`Builder::connector`]). Consumes it: the
-/// advisory lock is released by closing it.
+/// connector (the one given to [`Builder::connector`]). Consumes it.
 ///
 /// # Errors
 /// [`Error::UnsupportedServer`] or [`Error::Migration`].
 ///
 /// [`Builder::connector`]: crate::Builder::connector
-pub async fn run_on(mut conn: AsyncPgConnection) -> Result<Vec<String>> {
-    check_server_version(&mut conn).await?;
-    locked(conn, |harness| {
+pub async fn run_on(conn: AsyncPgConnection) -> Result<Vec<String>> {
+    locked(conn, true, |harness| {
         harness
             .run_pending_migrations(MIGRATIONS)
             .map(|v| v.iter().map(ToString::to_string).collect())
@@ -76,16 +78,6 @@ struct ServerVersion {
 }
 
 /// Fails with [`Error::UnsupportedServer`] below PostgreSQL 13.
-pub(crate) async fn check_server_version(conn: &mut AsyncPgConnection) -> Result<()> {
-    let v: ServerVersion = diesel::sql_query(
-        "SELECT current_setting('server_version_num')::int4 AS num, \
-                current_setting('server_version') AS version",
-    )
-    .get_result(conn)
-    .await?;
-    ensure_supported(v.num, &v.version)
-}
-
 fn ensure_supported(num: i32, version: &str) -> Result<()> {
     if num < MIN_SERVER_VERSION_NUM {
         return Err(Error::UnsupportedServer {
@@ -98,28 +90,53 @@ fn ensure_supported(num: i32, version: &str) -> Result<()> {
 type Wrapper = AsyncConnectionWrapper<AsyncPgConnection>;
 type HarnessResult<T> = diesel::migration::Result<T>;
 
-/// Runs `f` on a blocking thread holding the migration lock, with
-/// `search_path` set to `sayiir` so the bookkeeping table is ours.
-async fn locked<T, F>(conn: AsyncPgConnection, f: F) -> Result<T>
+/// Why a migration run failed: the server is too old, or the harness (or
+/// the statements around it) failed.
+enum Failure {
+    Refused(Error),
+    Harness(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(e: diesel::result::Error) -> Self {
+        Failure::Harness(Box::new(e))
+    }
+}
+
+/// Runs `f` on a blocking thread in one transaction holding the migration
+/// lock (`pg_advisory_xact_lock`, released by the commit or rollback), with
+/// `search_path` set to `sayiir` for the transaction so the bookkeeping
+/// table is ours. With `check_version`, refuses servers older than 13 first.
+async fn locked<T, F>(conn: AsyncPgConnection, check_version: bool, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut Wrapper) -> HarnessResult<T> + Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
         let mut wrapper = Wrapper::from(conn);
-        wrapper
-            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-            .map_err(Error::Database)?;
-        let outcome = (|| -> HarnessResult<T> {
-            wrapper
-                .batch_execute("CREATE SCHEMA IF NOT EXISTS sayiir; SET search_path TO sayiir")?;
-            f(&mut wrapper)
-        })();
-        let unlocked =
-            wrapper.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
-        let value = outcome.map_err(|e| Error::Migration(e.to_string()))?;
-        unlocked.map_err(Error::Database)?;
-        Ok(value)
+        let outcome =
+            diesel::Connection::transaction(&mut wrapper, |w| -> std::result::Result<T, Failure> {
+                if check_version {
+                    let v: ServerVersion = diesel::RunQueryDsl::get_result(
+                        diesel::sql_query(
+                            "SELECT current_setting('server_version_num')::int4 AS num, \
+                                current_setting('server_version') AS version",
+                        ),
+                        w,
+                    )?;
+                    ensure_supported(v.num, &v.version).map_err(Failure::Refused)?;
+                }
+                w.batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY}); \
+                 CREATE SCHEMA IF NOT EXISTS sayiir; \
+                 SET LOCAL search_path TO sayiir"
+                ))?;
+                f(w).map_err(Failure::Harness)
+            });
+        outcome.map_err(|e| match e {
+            Failure::Refused(e) => e,
+            Failure::Harness(e) => Error::Migration(e.to_string()),
+        })
     })
     .await
     .map_err(|e| Error::Migration(format!("migration thread failed: {e}")))?

@@ -31,6 +31,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 /// Errors from starting a server or creating databases.
+mod pgbouncer;
+pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// A PostgreSQL server for tests: external (`DATABASE_URL`) or throwaway.

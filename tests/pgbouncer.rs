@@ -1,0 +1,144 @@
+//! Through PgBouncer (Debian's 1.18 in CI): session mode runs workflows
+//! with every connection (pool, migrations, `LISTEN`) going through it;
+//! transaction mode is refused at boot with a clear error, quickly, while
+//! migrations alone work through it (one transaction).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sayiir_core::context::WorkflowContext;
+use sayiir_core::workflow::WorkflowBuilder;
+use sayiir_diesel::Error;
+use sayiir_diesel_testkit::{PgBouncer, PgServer, PoolMode, pgbouncer_bin};
+use sayiir_runtime::WorkflowClient;
+use sayiir_runtime::serialization::JsonCodec;
+
+/// A PgBouncer in `mode` in front of the shared test server, or `None`
+/// (test skipped) when there is no binary or `DATABASE_URL` names the
+/// server. `.ci/run` sets `SAYIIR_REQUIRE_PGBOUNCER` so CI never skips.
+fn bouncer(mode: PoolMode, pool_size: u32) -> Option<PgBouncer> {
+    let required = std::env::var_os("SAYIIR_REQUIRE_PGBOUNCER").is_some();
+    if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        assert!(!required, "the PgBouncer tests need the throwaway server");
+        eprintln!("skipped: needs the throwaway server");
+        return None;
+    }
+    if pgbouncer_bin().is_none() {
+        assert!(!required, "pgbouncer not installed");
+        eprintln!("skipped: pgbouncer not installed");
+        return None;
+    }
+    let server = PgServer::shared().unwrap();
+    let port: u16 = server
+        .admin_url()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    Some(PgBouncer::start(port, mode, &["postgres"], pool_size).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_run_through_pgbouncer_in_session_mode() {
+    let Some(pgb) = bouncer(PoolMode::Session, 20) else {
+        return;
+    };
+    let db = empty_db().await;
+    let url = pgb.url(db.url());
+    // Migrations, pool and listener all through PgBouncer.
+    let b = Backend::builder(&url)
+        .max_connections(6)
+        .build()
+        .await
+        .unwrap();
+    let ctx = WorkflowContext::new("pgbouncer", Arc::new(JsonCodec), Arc::new(()));
+    let wf = Arc::new(
+        WorkflowBuilder::new(ctx)
+            .then("a", |x: u64| async move { Ok(x + 1) })
+            .then("b", |x: u64| async move { Ok(x * 2) })
+            .build()
+            .unwrap(),
+    );
+    let client = WorkflowClient::new(b.clone());
+    // Polls every 100 ms; wakeups (through PgBouncer's LISTEN session) make
+    // the run faster, and are counted.
+    let ws = spawn_workers(&b, &wf, 2, 4);
+    for i in 0..20u64 {
+        client.submit(&*wf, &format!("pgb-{i}"), i).await.unwrap();
+    }
+    for i in 0..20u64 {
+        wait_status(
+            &client,
+            &format!("pgb-{i}"),
+            Duration::from_secs(30),
+            completed,
+        )
+        .await;
+    }
+    assert!(b.metrics().wakeups_delivered > 0, "{:?}", b.metrics());
+    for w in ws {
+        w.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_mode_is_refused_at_boot_and_migrations_still_run() {
+    let Some(pgb) = bouncer(PoolMode::Transaction, 4) else {
+        return;
+    };
+    let db = empty_db().await;
+    let url = pgb.url(db.url());
+
+    // Migrations run in one transaction: fine through a transaction pooler,
+    // and again (nothing pending).
+    let applied = sayiir_diesel::migrations::run(&url).await.unwrap();
+    assert!(!applied.is_empty());
+    assert!(
+        sayiir_diesel::migrations::run(&url)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The backend refuses it, naming the cause, without hanging.
+    let started = Instant::now();
+    let err = Backend::builder(&url).build().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        matches!(
+            &err,
+            Error::TransactionPooler {
+                what: "the pool",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("session mode"), "{err}");
+    eprintln!("refused: {err}");
+
+    // A direct pool with the listener's URL through the pooler: refused too.
+    let direct = Backend::connect(db.url()).await.unwrap();
+    let err = Backend::builder(&url)
+        .pool(direct.pool().clone())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::TransactionPooler {
+                what: "the builder's URL",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Straight to the server, the check passes.
+    Backend::builder(db.url()).build().await.unwrap();
+}
