@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{self, ConnectFn, PgPool};
 use crate::store::MAINTENANCE_EVERY;
-use crate::wakeup::{Wakeup, WakeupCounters};
+use crate::telemetry::{self, Counters, WakeupCounters};
+use crate::wakeup::Wakeup;
 
 /// A Sayiir persistence backend on PostgreSQL through Diesel.
 ///
@@ -66,16 +67,8 @@ impl<C> Inner<C> {
     }
 }
 
-/// Counters the backend keeps (see [`DieselBackend::metrics`]).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub quarantined: AtomicU64,
-    pub recovered: AtomicU64,
-    pub advanced: AtomicU64,
-    pub retries: AtomicU64,
-}
-
-/// A point-in-time copy of the backend's counters.
+/// A point-in-time copy of the backend's counters. The same numbers, and
+/// more, are emitted through the `metrics` facade (see [`crate::telemetry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -151,6 +144,7 @@ where
     }
 
     async fn assemble(pool: PgPool, config: &Config, connect: ConnectFn) -> Result<Self> {
+        telemetry::describe();
         let wakeup_counters = Arc::new(WakeupCounters::default());
         let wakeup =
             Wakeup::start(config.url.clone(), connect, Arc::clone(&wakeup_counters)).await?;
@@ -201,8 +195,12 @@ impl<C> DieselBackend<C> {
     }
 
     /// A pooled connection, or [`Error::Pool`] after the acquire timeout.
+    /// The wait and the pool's state are recorded as metrics.
     pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
-        self.inner.pool.get().await.map_err(Error::from)
+        let started = Instant::now();
+        let conn = self.inner.pool.get().await;
+        telemetry::pool_checkout(started.elapsed(), self.inner.pool.status());
+        conn.map_err(Error::from)
     }
 }
 

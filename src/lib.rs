@@ -50,6 +50,7 @@ pub mod retention;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
 mod store;
+pub mod telemetry;
 pub mod wakeup;
 
 pub use backend::{Builder, DieselBackend, Metrics};
@@ -60,6 +61,9 @@ pub const FINDER_SQL: &str = queries::FIND_TASKS;
 /// Maintenance's scan for due rows, for plan tests; not a stable API.
 #[doc(hidden)]
 pub const MAINTENANCE_SQL: &str = queries::DUE_WORK;
+/// Maintenance's queue sample for metrics, for plan tests; not a stable API.
+#[doc(hidden)]
+pub const QUEUE_SAMPLE_SQL: &str = queries::QUEUE_SAMPLE;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kinds::{QueuedPosition, Status};

@@ -193,6 +193,10 @@ pub(crate) const FIND_HINTED: &str = include_str!("sql/find_hinted.sql");
 /// rows left at a completed task past the recovery grace period.
 pub(crate) const DUE_WORK: &str = include_str!("sql/due_work.sql");
 
+/// For metrics: how many tasks are claimable now (up to a cap) and how long
+/// the oldest of them has waited; read through the runnable index.
+pub(crate) const QUEUE_SAMPLE: &str = include_str!("sql/queue_sample.sql");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,8 +224,8 @@ mod tests {
         assert!(pieces("SELECT $x").contains(&Piece::Bad));
     }
 
-    /// The dispatchable rule is written once per statement between markers;
-    /// every copy must be the same text.
+    /// The dispatchable rule is written between markers in the finders and
+    /// the queue sample; every copy must be the same text.
     #[test]
     fn the_finders_share_one_dispatchable_rule() {
         fn rules(sql: &str) -> Vec<String> {
@@ -236,8 +240,9 @@ mod tests {
         let all: Vec<String> = rules(FIND_TASKS)
             .into_iter()
             .chain(rules(FIND_HINTED))
+            .chain(rules(QUEUE_SAMPLE))
             .collect();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 5);
         assert!(all.iter().all(|r| r == &all[0]), "{all:#?}");
         assert!(all[0].contains("claimed_until"));
     }
@@ -254,6 +259,7 @@ mod tests {
             ("FIND_TASKS", FIND_TASKS, 5),
             ("FIND_HINTED", FIND_HINTED, 2),
             ("DUE_WORK", DUE_WORK, 2),
+            ("QUEUE_SAMPLE", QUEUE_SAMPLE, 1),
         ] {
             assert_eq!(
                 placeholders(sql),

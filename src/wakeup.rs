@@ -13,7 +13,6 @@
 //! * It stops, closing its connection, when the last backend clone drops.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
@@ -23,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::pool::ConnectFn;
+use crate::telemetry::WakeupCounters;
 
 /// The notification channel. Channels are database-wide, so the name is
 /// derived from our schema and never collides with `sayiir-postgres`.
@@ -40,14 +40,6 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
-
-/// Counters of the listener, shared with [`crate::Metrics`].
-#[derive(Debug, Default)]
-pub(crate) struct WakeupCounters {
-    pub delivered: AtomicU64,
-    pub dropped: AtomicU64,
-    pub reconnects: AtomicU64,
-}
 
 /// The receiving end, owned by the backend's shared state.
 pub(crate) struct Wakeup {
@@ -144,11 +136,11 @@ async fn listen(
                 }
             }
         };
-        counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        counters.count_reconnect();
         tracing::info!("wakeup listener reconnected");
         // Notifications sent while we were away are lost: wake a worker to poll.
         if tx.try_send(String::new()).is_err() {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.count_dropped();
         }
     }
 }
@@ -170,9 +162,9 @@ async fn pump(
                         Err(_) => break true,
                         Ok(Some(Ok(n))) => {
                             match tx.try_send(n.payload) {
-                                Ok(()) => { counters.delivered.fetch_add(1, Ordering::Relaxed); }
+                                Ok(()) => counters.count_delivered(),
                                 Err(flume::TrySendError::Full(_)) => {
-                                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                                    counters.count_dropped();
                                 }
                                 Err(flume::TrySendError::Disconnected(_)) => return Next::Stop,
                             }

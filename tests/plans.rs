@@ -146,3 +146,61 @@ async fn maintenance_reads_its_indexes_on_stale_statistics() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_queue_sample_reads_the_runnable_index_on_stale_statistics() {
+    #[derive(diesel::QueryableByName)]
+    struct Sample {
+        #[diesel(sql_type = BigInt)]
+        depth: i64,
+        #[diesel(sql_type = Double)]
+        oldest_age_secs: f64,
+    }
+    let (db, b) = backend().await;
+    let mut conn = raw_conn(&db).await;
+    stale_statistics_then_load(&b, &mut conn).await;
+    conn.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    let sql = format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) {}",
+        sayiir_diesel::QUEUE_SAMPLE_SQL
+    );
+    let plan: Plan = diesel::sql_query(sql)
+        .bind::<BigInt, _>(100)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    let plan = flat(&plan.json);
+    no_seq_scan(&plan, &["tasks"]);
+    let runnable: Vec<&Value> = plan
+        .iter()
+        .filter(|n| text(n, "Index Name") == "tasks_runnable_idx")
+        .collect();
+    assert!(!runnable.is_empty(), "the sample reads tasks_runnable_idx");
+    // The count stops at its cap (100 of 600 runnable rows); the oldest is
+    // one row per level (two) plus the level probes (three). The 2000
+    // parked and 1000 finished rows are never read.
+    let read: f64 = runnable
+        .iter()
+        .map(|n| n["Actual Rows"].as_f64().unwrap() * n["Actual Loops"].as_f64().unwrap())
+        .sum();
+    assert!(
+        read <= 100.0 + 2.0 + 3.0,
+        "rows read from the queue index: {read}"
+    );
+    // The answer itself, capped and uncapped.
+    for (cap, want) in [(100, 100), (10_000, 600)] {
+        let s: Sample = diesel::sql_query(sayiir_diesel::QUEUE_SAMPLE_SQL)
+            .bind::<BigInt, _>(cap)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(s.depth, want);
+        assert!(
+            (0.0..60.0).contains(&s.oldest_age_secs),
+            "{}",
+            s.oldest_age_secs
+        );
+    }
+}

@@ -10,7 +10,13 @@ WITH wf AS (
            status = 'InProgress'
                AND current_task_id = $2
                AND NOT ($2 = ANY (members))
-               AND ($5::int8 IS NULL OR revision = $5::int8) AS runnable
+               AND ($5::int8 IS NULL OR revision = $5::int8) AS runnable,
+           -- For metrics: an expired claim the upsert below may replace
+           -- (read at the statement's start).
+           EXISTS (SELECT 1
+                   FROM sayiir.claims AS old
+                   WHERE old.instance_id = $1
+                     AND old.expires_at <= now()) AS expired_claim
     FROM sayiir.workflows
     WHERE instance_id = $1
     FOR NO KEY UPDATE
@@ -38,6 +44,8 @@ mirrored AS (
     WHERE q.instance_id = claimed.instance_id
 )
 SELECT EXISTS (SELECT 1 FROM wf) AS found,
+       COALESCE((SELECT wf.runnable FROM wf), false) AS runnable,
+       COALESCE((SELECT wf.expired_claim FROM wf), false) AS expired_claim,
        claimed.claimed_at,
        claimed.expires_at
 FROM (SELECT 1) AS one

@@ -5,7 +5,7 @@
 //! | `claim_task` | 1 (locks the workflow row, checks position and recorded output, upserts the claim) |
 //! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable) |
 //! | `extend_task_claim` | 1 |
-//! | `find_available_tasks` | 1 (every rule decided on the queue row before `LIMIT`, one index walk per priority level, picks offered to the worker and hydrated); plus, at most every [`MAINTENANCE_EVERY`], one query for due parks and stuck rows and one short transaction (4 round trips) per row it advances |
+//! | `find_available_tasks` | 1 (every rule decided on the queue row before `LIMIT`, one index walk per priority level, picks offered to the worker and hydrated); plus, at most every [`MAINTENANCE_EVERY`], one query for due parks and stuck rows, one for the queue sample (metrics: claimable tasks up to a cap and the oldest one's age, through `tasks_runnable_idx`), and one short transaction (4 round trips) per row it advances |
 //! | `find_hinted_task` | 1 |
 //! | `wait_for_wakeup` | 0 (the listener connection delivers) |
 //!
@@ -22,7 +22,6 @@
 //! [`Config::recovery_grace`]: crate::Config::recovery_grace
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -36,10 +35,10 @@ use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
 use super::{StoredSnapshot, task_input};
 use crate::DieselBackend;
-use crate::backend::Counters;
 use crate::error::{Error, Result, check_id, check_key, check_text};
 use crate::queries::{CLAIM_TASK, EXTEND_CLAIM, FIND_HINTED, FIND_TASKS, RELEASE_CLAIM, Raw};
 use crate::schema::sayiir::tasks;
+use crate::telemetry::{self, Counters, Op, Refusal, store_call};
 
 /// How long a row that cannot be decoded is set aside the first time.
 pub const QUARANTINE_BACKOFF: Duration = Duration::from_mins(1);
@@ -51,6 +50,13 @@ pub const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
 struct ClaimRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     found: bool,
+    /// The workflow is at that task and may be claimed (a refusal then
+    /// means another live claim holds it).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    runnable: bool,
+    /// An expired claim was on record (a claim taken replaced it).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    expired_claim: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     claimed_at: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -82,6 +88,9 @@ struct HintedRow {
 struct ClaimChange {
     #[diesel(sql_type = BigInt)]
     matched: i64,
+    /// Wakeups the statement issued (`release` only).
+    #[diesel(sql_type = BigInt)]
+    woke: i64,
     #[diesel(sql_type = Nullable<Text>)]
     owner: Option<String>,
 }
@@ -110,7 +119,6 @@ impl<C> DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
-    #[tracing::instrument(level = "debug", skip(self, task_id), fields(%task_id))]
     async fn take_claim(
         &self,
         instance_id: &str,
@@ -131,7 +139,13 @@ where
             .get_result(&mut conn)
             .await?;
         if !row.found {
+            telemetry::claim_refused(Refusal::NotFound);
             return Err(Error::NotFound(format!("{instance_id}:{task_id}")));
+        }
+        match (row.claimed_at.is_some(), row.runnable) {
+            (true, _) => telemetry::claim_taken(row.expired_claim),
+            (false, true) => telemetry::claim_refused(Refusal::Claimed),
+            (false, false) => telemetry::claim_refused(Refusal::NotRunnable),
         }
         Ok(row.claimed_at.map(|claimed_at| TaskClaim {
             instance_id: Arc::from(instance_id),
@@ -142,7 +156,6 @@ where
         }))
     }
 
-    #[tracing::instrument(level = "debug", skip(self, sql, task_id), fields(%task_id))]
     async fn change_claim(
         &self,
         sql: &'static str,
@@ -162,6 +175,7 @@ where
             query = query.bind::<BigInt, _>(millis(additional));
         }
         let row: ClaimChange = query.get_result(&mut conn).await?;
+        telemetry::wakeups_sent(row.woke);
         if row.matched > 0 {
             Ok(())
         } else {
@@ -236,10 +250,7 @@ where
         instance_id: &str,
         err: &Error,
     ) -> Result<()> {
-        self.inner
-            .metrics
-            .quarantined
-            .fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.count_quarantined();
         tracing::error!(instance_id, error = %err, "skipping a workflow whose snapshot cannot be decoded");
         diesel::update(tasks::table.find(instance_id))
             .set((
@@ -260,7 +271,6 @@ where
 
     /// `find_available_tasks` with transient failures retried (capped
     /// back-off, logged) so that a database hiccup never ends a worker.
-    #[tracing::instrument(level = "debug", skip(self, aging))]
     async fn find_tasks(
         &self,
         worker_id: &str,
@@ -287,7 +297,6 @@ where
         )
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %hint.instance_id))]
     async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
         if check_id("instance id", &hint.instance_id).is_err() {
             return Ok(None);
@@ -333,7 +342,7 @@ where
         match op().await {
             Ok(v) => return Ok(Some(v)),
             Err(e) if e.is_transient() => {
-                metrics.retries.fetch_add(1, Ordering::Relaxed);
+                metrics.count_retry();
                 if started.elapsed() >= RETRY_BUDGET {
                     tracing::error!(error = %e, "{what}: still failing after {RETRY_BUDGET:?}; reporting nothing found");
                     return Ok(None);
@@ -364,6 +373,7 @@ impl<C> TaskClaimStore for DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id, %worker_id))]
     async fn claim_task(
         &self,
         instance_id: &str,
@@ -371,22 +381,26 @@ where
         worker_id: &str,
         ttl: Option<chrono::Duration>,
     ) -> Result<Option<TaskClaim>, BackendError> {
+        let _timer = store_call(Op::ClaimTask);
         Ok(self
             .take_claim(instance_id, *task_id, worker_id, ttl)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id, %worker_id))]
     async fn release_task_claim(
         &self,
         instance_id: &str,
         task_id: &TaskId,
         worker_id: &str,
     ) -> Result<(), BackendError> {
+        let _timer = store_call(Op::ReleaseTaskClaim);
         self.change_claim(RELEASE_CLAIM, instance_id, *task_id, worker_id, None)
             .await
             .map_err(BackendError::from)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id, %worker_id))]
     async fn extend_task_claim(
         &self,
         instance_id: &str,
@@ -394,6 +408,7 @@ where
         worker_id: &str,
         additional_duration: chrono::Duration,
     ) -> Result<(), BackendError> {
+        let _timer = store_call(Op::ExtendTaskClaim);
         self.change_claim(
             EXTEND_CLAIM,
             instance_id,
@@ -405,6 +420,7 @@ where
         .map_err(BackendError::from)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%worker_id, limit = limit))]
     async fn find_available_tasks(
         &self,
         worker_id: &str,
@@ -412,22 +428,31 @@ where
         aging_interval: chrono::Duration,
         worker_tags: &[String],
     ) -> Result<Vec<AvailableTask>, BackendError> {
+        let _timer = store_call(Op::FindAvailableTasks);
         Ok(self
             .find_tasks(worker_id, limit, aging_interval, worker_tags)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn wait_for_wakeup(
         &self,
         timeout: Duration,
     ) -> Result<Option<TaskWakeupHint>, BackendError> {
+        let _timer = store_call(Op::WaitForWakeup);
         Ok(self.inner.wakeup.wait(timeout).await)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(instance_id = %hint.instance_id, task_id = %TaskId::from_bytes(hint.task_id))
+    )]
     async fn find_hinted_task(
         &self,
         hint: &TaskWakeupHint,
     ) -> Result<Option<AvailableTask>, BackendError> {
+        let _timer = store_call(Op::FindHintedTask);
         Ok(
             retry_transient("find_hinted_task", &self.inner.metrics, || {
                 self.find_hinted(hint)

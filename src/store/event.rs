@@ -71,7 +71,6 @@ where
 {
     /// `send_event`: resumes a workflow parked at this signal name (oldest
     /// buffered event first), otherwise buffers the event.
-    #[tracing::instrument(level = "debug", skip(self, payload))]
     pub(super) async fn deliver_event(
         &self,
         instance_id: &str,
@@ -124,7 +123,6 @@ where
         .await
     }
 
-    #[tracing::instrument(level = "debug", skip(self))]
     pub(super) async fn take_event(
         &self,
         instance_id: &str,

@@ -21,13 +21,12 @@
 //!
 //! Each row is one short transaction: lock it with `SKIP LOCKED`, re-check
 //! under the lock, write through the shared write path (which notifies).
-//! Cost: one query for due rows, then 4–6 round trips per advanced row. A
-//! pass that finds a full batch ([`MAINTENANCE_BATCH`] rows) makes the next
-//! finder call run another pass at once.
+//! Cost: one query for due rows, one for the queue sample (metrics), then
+//! 4–6 round trips per advanced row. A pass that finds a full batch
+//! ([`MAINTENANCE_BATCH`] rows) makes the next finder call run another pass
+//! at once.
 //!
 //! [`MAINTENANCE_EVERY`]: super::MAINTENANCE_EVERY
-
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -47,7 +46,7 @@ use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Error, Result};
 use crate::kinds::Status;
-use crate::queries::{DUE_WORK, Raw};
+use crate::queries::{DUE_WORK, QUEUE_SAMPLE, Raw};
 use crate::schema::sayiir::{claims, history, task_outputs, tasks, workflows};
 
 /// Rows advanced per maintenance pass, at most.
@@ -59,6 +58,14 @@ const HISTORY_LOOKBACK: i64 = 8;
 struct DueRow {
     #[diesel(sql_type = Text)]
     instance_id: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct QueueSample {
+    #[diesel(sql_type = BigInt)]
+    depth: i64,
+    #[diesel(sql_type = Double)]
+    oldest_age_secs: f64,
 }
 
 impl<C> DieselBackend<C>
@@ -81,6 +88,8 @@ where
         if full {
             self.inner.maintenance_again();
         }
+        sample_queue(conn).await;
+        crate::telemetry::maintenance_pass();
         Ok(())
     }
 
@@ -156,7 +165,7 @@ where
             let Some(outputs) = self.move_on(conn, &mut snapshot, now).await? else {
                 return Ok(());
             };
-            self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
+            self.inner.metrics.count_advanced();
             let blob = self.encode_stripped(&mut snapshot)?;
             write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true))
                 .await
@@ -183,7 +192,7 @@ where
                 let blob = self.encode_stripped(snapshot)?;
                 write_snapshot(conn, snapshot, self.write_opts(blob, &[], false)).await?;
                 delete_signal(conn, &instance_id, kind).await?;
-                self.inner.metrics.advanced.fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.count_advanced();
                 tracing::info!(
                     instance_id,
                     kind = kind.as_ref(),
@@ -273,7 +282,7 @@ where
                 {
                     *last_completed_task_id = input_from;
                 }
-                self.inner.metrics.recovered.fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.count_recovered();
                 tracing::warn!(instance_id, %task_id, "recovering a workflow left at a completed task (its worker died after saving the output); the task runs once more");
                 Ok(Some(Vec::new()))
             }
@@ -324,6 +333,19 @@ where
             return Ok(Some(from.as_deref().map(super::task_id).transpose()?));
         }
         input_before(conn, &self.inner.codec, instance_id, task_id).await
+    }
+}
+
+/// Samples the dispatch queue into the queue metrics (one statement). A
+/// failure is logged and skipped: metrics never fail a finder.
+async fn sample_queue(conn: &mut AsyncPgConnection) {
+    let sample: QueryResult<QueueSample> = Raw::new(QUEUE_SAMPLE)
+        .bind::<BigInt, _>(crate::telemetry::QUEUE_DEPTH_CAP)
+        .get_result(conn)
+        .await;
+    match sample {
+        Ok(s) => crate::telemetry::queue_sample(s.depth, s.oldest_age_secs),
+        Err(e) => tracing::warn!(error = %e, "could not sample the dispatch queue for metrics"),
     }
 }
 

@@ -37,6 +37,7 @@ use crate::error::{Error, Result, check_id, check_lookup_id, check_text};
 use crate::kinds::Status;
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::signals;
+use crate::telemetry::{Op, store_call};
 
 /// A stored signal row's request fields.
 type SignalFields = (Option<String>, Option<String>, DateTime<Utc>);
@@ -104,7 +105,6 @@ impl<C> DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
-    #[tracing::instrument(level = "debug", skip(self, request), fields(kind = kind.as_ref()))]
     async fn put_signal(
         &self,
         instance_id: &str,
@@ -150,7 +150,6 @@ where
         .await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
     async fn fetch_signal(
         &self,
         instance_id: &str,
@@ -163,7 +162,6 @@ where
             .map(to_request))
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
     async fn drop_signal(&self, instance_id: &str, kind: SignalKind) -> Result<()> {
         check_id("instance id", instance_id)?;
         let mut conn = self.conn().await?;
@@ -173,7 +171,6 @@ where
     /// Applies a pending signal of `kind` at a task boundary: one `SELECT`
     /// when nothing is pending; otherwise one transaction that locks the
     /// workflow, re-reads the signal under the lock, transitions and clears it.
-    #[tracing::instrument(level = "debug", skip(self), fields(kind = kind.as_ref()))]
     async fn apply_signal(
         &self,
         instance_id: &str,
@@ -209,7 +206,6 @@ where
         .await
     }
 
-    #[tracing::instrument(level = "debug", skip(self))]
     async fn resume_paused(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
         check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
@@ -279,65 +275,85 @@ impl<C> SignalStore for DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, kind = kind.as_ref()))]
     async fn store_signal(
         &self,
         instance_id: &str,
         kind: SignalKind,
         request: SignalRequest,
     ) -> Result<(), BackendError> {
+        let _timer = store_call(Op::StoreSignal);
         self.put_signal(instance_id, kind, request)
             .await
             .map_err(BackendError::from)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, kind = kind.as_ref()))]
     async fn get_signal(
         &self,
         instance_id: &str,
         kind: SignalKind,
     ) -> Result<Option<SignalRequest>, BackendError> {
+        let _timer = store_call(Op::GetSignal);
         Ok(self.fetch_signal(instance_id, kind).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, kind = kind.as_ref()))]
     async fn clear_signal(&self, instance_id: &str, kind: SignalKind) -> Result<(), BackendError> {
+        let _timer = store_call(Op::ClearSignal);
         Ok(self.drop_signal(instance_id, kind).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %signal_name))]
     async fn send_event(
         &self,
         instance_id: &str,
         signal_name: &str,
         payload: Bytes,
     ) -> Result<(), BackendError> {
+        let _timer = store_call(Op::SendEvent);
         Ok(self
             .deliver_event(instance_id, signal_name, payload)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %signal_name))]
     async fn consume_event(
         &self,
         instance_id: &str,
         signal_name: &str,
     ) -> Result<Option<Bytes>, BackendError> {
+        let _timer = store_call(Op::ConsumeEvent);
         Ok(self.take_event(instance_id, signal_name).await?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(%instance_id, task_id = interrupted_at_task.map(tracing::field::display))
+    )]
     async fn check_and_cancel(
         &self,
         instance_id: &str,
         interrupted_at_task: Option<TaskId>,
     ) -> Result<bool, BackendError> {
+        let _timer = store_call(Op::CheckAndCancel);
         Ok(self
             .apply_signal(instance_id, SignalKind::Cancel, interrupted_at_task)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn check_and_pause(&self, instance_id: &str) -> Result<bool, BackendError> {
+        let _timer = store_call(Op::CheckAndPause);
         Ok(self
             .apply_signal(instance_id, SignalKind::Pause, None)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn unpause(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
+        let _timer = store_call(Op::Unpause);
         Ok(self.resume_paused(instance_id).await?)
     }
 }

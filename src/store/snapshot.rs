@@ -24,6 +24,7 @@ use crate::error::{Error, Result, check_lookup_id};
 use crate::kinds::Status;
 use crate::queries::{LOAD_SNAPSHOT, Raw};
 use crate::schema::sayiir::{events, workflows};
+use crate::telemetry::{Op, store_call};
 
 impl<C> DieselBackend<C>
 where
@@ -31,7 +32,6 @@ where
 {
     /// `save_snapshot`: see the module table. Encodes before touching the
     /// database; the argument comes back with its outputs in place.
-    #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %snapshot.instance_id))]
     pub(crate) async fn save(&self, snapshot: &mut WorkflowSnapshot) -> Result<()> {
         check_snapshot_text(snapshot)?;
         let outputs = member_outputs(snapshot);
@@ -48,7 +48,6 @@ where
     /// `save_task_result`: lock the row, apply `mark_task_completed` when
     /// InProgress, write only that output. Concurrent calls for different
     /// tasks serialize on the row lock, so none is lost.
-    #[tracing::instrument(level = "debug", skip(self, output))]
     pub(crate) async fn record_task_result(
         &self,
         instance_id: &str,
@@ -78,7 +77,6 @@ where
     }
 
     /// `load_snapshot`: one statement; `NotFound` only when the row is absent.
-    #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn load(&self, instance_id: &str) -> Result<WorkflowSnapshot> {
         check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
@@ -94,7 +92,6 @@ where
 
     /// `delete_snapshot`: removes the workflow and every row that belongs to
     /// it (cascade) plus its buffered events; changes nothing when absent.
-    #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn delete(&self, instance_id: &str) -> Result<()> {
         check_lookup_id(instance_id)?;
         let mut conn = self.conn().await?;
@@ -114,7 +111,6 @@ where
     }
 
     /// `list_snapshots`: every instance id, unordered, unpaged.
-    #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn list(&self) -> Result<Vec<String>> {
         let mut conn = self.conn().await?;
         Ok(workflows::table
@@ -148,30 +144,40 @@ impl<C> SnapshotStore for DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
+    #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %snapshot.instance_id))]
     async fn save_snapshot(&self, snapshot: &mut WorkflowSnapshot) -> Result<(), BackendError> {
+        let _timer = store_call(Op::SaveSnapshot);
         Ok(self.save(snapshot).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id))]
     async fn save_task_result(
         &self,
         instance_id: &str,
         task_id: &TaskId,
         output: bytes::Bytes,
     ) -> Result<(), BackendError> {
+        let _timer = store_call(Op::SaveTaskResult);
         Ok(self
             .record_task_result(instance_id, *task_id, output)
             .await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn load_snapshot(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
+        let _timer = store_call(Op::LoadSnapshot);
         Ok(self.load(instance_id).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn delete_snapshot(&self, instance_id: &str) -> Result<(), BackendError> {
+        let _timer = store_call(Op::DeleteSnapshot);
         Ok(self.delete(instance_id).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_snapshots(&self) -> Result<Vec<String>, BackendError> {
+        let _timer = store_call(Op::ListSnapshots);
         Ok(self.list().await?)
     }
 }

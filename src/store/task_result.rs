@@ -14,6 +14,7 @@ use sayiir_persistence::{BackendError, TaskResultStore};
 use crate::DieselBackend;
 use crate::error::{Error, Result, check_lookup_id};
 use crate::schema::sayiir::{task_outputs, workflows};
+use crate::telemetry::{Op, store_call};
 
 impl<C> DieselBackend<C>
 where
@@ -21,7 +22,6 @@ where
 {
     /// `load_task_result`: `NotFound` when the workflow is absent, `None`
     /// when the task is not a member.
-    #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn task_result(
         &self,
         instance_id: &str,
@@ -53,11 +53,13 @@ impl<C> TaskResultStore for DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
 {
+    #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id))]
     async fn load_task_result(
         &self,
         instance_id: &str,
         task_id: &TaskId,
     ) -> Result<Option<bytes::Bytes>, BackendError> {
+        let _timer = store_call(Op::LoadTaskResult);
         Ok(self.task_result(instance_id, *task_id).await?)
     }
 }

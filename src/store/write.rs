@@ -48,6 +48,9 @@ pub(crate) struct Write<'a> {
 struct Written {
     #[diesel(sql_type = BigInt)]
     written: i64,
+    /// Wakeups the statement issued (counted as sent; delivered at commit).
+    #[diesel(sql_type = BigInt)]
+    notified: i64,
 }
 
 /// The queue columns of an InProgress instance at a task or a park.
@@ -324,6 +327,7 @@ pub(crate) async fn write_snapshot(
         .statement()
         .get_result(conn)
         .await?;
+    crate::telemetry::wakeups_sent(row.notified);
     Ok(row.written > 0)
 }
 

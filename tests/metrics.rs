@@ -1,0 +1,392 @@
+//! Metrics through the `metrics` facade: a recorder is installed for this
+//! whole test binary (one test function), a known workload runs on the real
+//! runtime, and the recorded values are checked against what that run
+//! determines: exact counts where the run fixes them, bounds otherwise.
+//!
+//! Phase A drives the store directly: claims taken, refused for each
+//! reason and taken over after expiry, a crashed workflow recovered by
+//! maintenance and a row quarantined. Phase B runs linear workflows with a
+//! delay on two `PooledWorker`s.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use sayiir_core::context::WorkflowContext;
+use sayiir_core::workflow::{Workflow, WorkflowBuilder};
+use sayiir_diesel::schema::sayiir::workflows;
+use sayiir_diesel::telemetry as t;
+use sayiir_persistence::{SnapshotStore, TaskClaimStore};
+use sayiir_runtime::WorkflowClient;
+use sayiir_runtime::serialization::JsonCodec;
+
+/// One snapshot of the recorder (counters and histograms since the last
+/// one, gauges as last set), keyed `name` or `name{label=value}`.
+#[derive(Debug, Default)]
+struct Snap {
+    counters: HashMap<String, u64>,
+    gauges: HashMap<String, f64>,
+    histograms: HashMap<String, Vec<f64>>,
+}
+
+impl Snap {
+    fn counter(&self, key: &str) -> u64 {
+        self.counters.get(key).copied().unwrap_or(0)
+    }
+
+    /// The sum of a counter over all its labels.
+    fn counter_sum(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    fn histogram_count(&self, key: &str) -> usize {
+        self.histograms.get(key).map_or(0, Vec::len)
+    }
+}
+
+fn op(name: &str) -> String {
+    format!("{}{{op={name}}}", t::STORE_CALL_SECONDS)
+}
+
+/// Takes snapshots and keeps running totals of counters and histograms.
+struct Recorder {
+    snapshotter: Snapshotter,
+    totals: Snap,
+}
+
+impl Recorder {
+    fn install() -> Self {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this binary");
+        Self {
+            snapshotter,
+            totals: Snap::default(),
+        }
+    }
+
+    /// What was recorded since the last call (counters and histograms are
+    /// drained by each snapshot; so are gauges, which read 0 until set
+    /// again).
+    fn take(&mut self) -> Snap {
+        let mut snap = Snap::default();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            let name = if labels.is_empty() {
+                key.name().to_owned()
+            } else {
+                format!("{}{{{}}}", key.name(), labels.join(","))
+            };
+            match value {
+                DebugValue::Counter(n) => {
+                    *self.totals.counters.entry(name.clone()).or_default() += n;
+                    snap.counters.insert(name, n);
+                }
+                DebugValue::Gauge(v) => {
+                    snap.gauges.insert(name, v.into_inner());
+                }
+                DebugValue::Histogram(vs) => {
+                    let vs: Vec<f64> = vs.into_iter().map(|v| v.into_inner()).collect();
+                    self.totals
+                        .histograms
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(&vs);
+                    snap.histograms.insert(name, vs);
+                }
+            }
+        }
+        snap
+    }
+}
+
+static STEPS_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// a → a 200 ms delay → b → c: three steps, one park for maintenance.
+fn workflow() -> Arc<Workflow<JsonCodec, u64>> {
+    let ctx = WorkflowContext::new("metered", Arc::new(JsonCodec), Arc::new(()));
+    Arc::new(
+        WorkflowBuilder::new(ctx)
+            .then("a", |x: u64| async move {
+                STEPS_RUN.fetch_add(1, SeqCst);
+                Ok(x + 1)
+            })
+            .delay("nap", Duration::from_millis(200))
+            .then("b", |x: u64| async move {
+                STEPS_RUN.fetch_add(1, SeqCst);
+                Ok(x * 2)
+            })
+            .then("c", |x: u64| async move {
+                STEPS_RUN.fetch_add(1, SeqCst);
+                Ok(x + 3)
+            })
+            .build()
+            .unwrap(),
+    )
+}
+
+fn ttl(d: chrono::Duration) -> Option<chrono::Duration> {
+    Some(d)
+}
+
+fn aging() -> chrono::Duration {
+    chrono::Duration::seconds(300)
+}
+
+/// Takes snapshots until `done` holds for one, for at most `limit`.
+async fn until(rec: &mut Recorder, limit: Duration, done: impl Fn(&Snap) -> bool) -> Snap {
+    let deadline = Instant::now() + limit;
+    loop {
+        let snap = rec.take();
+        if done(&snap) {
+            return snap;
+        }
+        assert!(Instant::now() < deadline, "never reached: {snap:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_known_run_records_known_values() {
+    let mut rec = Recorder::install();
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .recovery_grace(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    rec.take();
+
+    // ---- Phase A: the store driven directly.
+    let long = chrono::Duration::seconds(30);
+    // A crash window (see tests/maintenance.rs): s2's output saved under a
+    // claim that expired at once, the workflow never moved on.
+    let mut crashed = at_task("crashed", "s2");
+    crashed.mark_task_completed(tid("s1"), Bytes::from_static(b"one"));
+    b.save_snapshot(&mut crashed).await.unwrap();
+    b.claim_task("crashed", &tid("s2"), "dead", ttl(chrono::Duration::zero()))
+        .await
+        .unwrap()
+        .unwrap();
+    crashed.mark_task_completed(tid("s2"), Bytes::from_static(b"two"));
+    b.save_snapshot(&mut crashed).await.unwrap();
+    // Refusals, one per reason.
+    b.save_snapshot(&mut at_task("held", "a")).await.unwrap();
+    b.claim_task("held", &tid("a"), "w1", ttl(long))
+        .await
+        .unwrap()
+        .unwrap();
+    let by_other = b.claim_task("held", &tid("a"), "w2", ttl(long)).await;
+    assert!(by_other.unwrap().is_none(), "claimed by w1");
+    let elsewhere = b.claim_task("held", &tid("zzz"), "w2", ttl(long)).await;
+    assert!(elsewhere.unwrap().is_none(), "not at that task");
+    assert!(
+        b.claim_task("ghost", &tid("a"), "w2", ttl(long))
+            .await
+            .is_err()
+    );
+    // An expired claim taken over.
+    b.save_snapshot(&mut at_task("expiring", "a"))
+        .await
+        .unwrap();
+    b.claim_task(
+        "expiring",
+        &tid("a"),
+        "w1",
+        ttl(chrono::Duration::milliseconds(300)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // An undecodable row (see tests/claims.rs).
+    b.save_snapshot(&mut at_task("bad", "a")).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+    diesel::update(workflows::table.find("bad"))
+        .set(workflows::snapshot.eq(b"legacy json".to_vec()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // Past the claim TTL and the recovery grace.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    b.claim_task("expiring", &tid("a"), "w2", ttl(long))
+        .await
+        .unwrap()
+        .expect("the expired claim is taken over");
+    // The first finder call runs maintenance: it recovers `crashed`, then
+    // samples the queue (`crashed` and `bad` are claimable; `held` and
+    // `expiring` are held), then the finder quarantines `bad`.
+    let found: Vec<String> = b
+        .find_available_tasks("w3", 10, aging(), &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|task| task.instance_id.to_string())
+        .collect();
+    assert_eq!(found, ["crashed"]);
+
+    let a = rec.take();
+    assert_eq!(
+        a.counter(t::CLAIMS_TAKEN),
+        4,
+        "crashed, held, expiring twice"
+    );
+    assert_eq!(a.counter(t::CLAIMS_TAKEN_OVER), 1);
+    for reason in ["claimed", "not_runnable", "not_found"] {
+        let key = format!("{}{{reason={reason}}}", t::CLAIMS_REFUSED);
+        assert_eq!(a.counter(&key), 1, "{key}");
+    }
+    assert_eq!(a.histogram_count(&op("claim_task")), 7, "every claim call");
+    assert_eq!(a.histogram_count(&op("save_snapshot")), 5);
+    assert_eq!(a.histogram_count(&op("find_available_tasks")), 1);
+    assert_eq!(a.counter(t::RECOVERIES), 1);
+    assert_eq!(a.counter(t::MAINTENANCE_ADVANCED), 1, "the recovery");
+    assert_eq!(a.counter(t::QUARANTINED), 1);
+    assert_eq!(a.counter(t::MAINTENANCE_PASSES), 1);
+    assert_eq!(a.gauges.get(t::QUEUE_DEPTH), Some(&2.0), "crashed and bad");
+    let age = a.gauges[t::QUEUE_OLDEST_AGE_SECONDS];
+    assert!((0.5..60.0).contains(&age), "bad has waited 0.7 s: {age}");
+    assert!(
+        a.counter(t::WAKEUPS_SENT) >= 4,
+        "the first save of each row"
+    );
+    let m = b.metrics();
+    assert_eq!((m.recovered, m.advanced, m.quarantined), (1, 1, 1));
+    for id in ["crashed", "held", "expiring", "bad"] {
+        b.delete_snapshot(id).await.unwrap();
+    }
+
+    // ---- Phase B: linear workflows with a delay on two PooledWorkers.
+    const N: u64 = 12;
+    let wf = workflow();
+    let client = WorkflowClient::new(b.clone());
+    for i in 0..N {
+        client.submit(&*wf, &format!("run-{i}"), i).await.unwrap();
+    }
+    rec.take();
+    let workers = spawn_workers(&b, &wf, 2, 2);
+    for i in 0..N {
+        wait_status(
+            &client,
+            &format!("run-{i}"),
+            Duration::from_secs(60),
+            completed,
+        )
+        .await;
+    }
+    // Drained: a maintenance pass (workers keep polling) samples an empty queue.
+    let mut during = rec.take();
+    let last = until(&mut rec, Duration::from_secs(10), |s| {
+        s.counter(t::MAINTENANCE_PASSES) > 0
+            && s.gauges.get(t::QUEUE_DEPTH) == Some(&0.0)
+            && s.gauges.get(t::QUEUE_OLDEST_AGE_SECONDS) == Some(&0.0)
+    })
+    .await;
+    for w in &workers {
+        w.shutdown();
+    }
+    for w in &workers {
+        w.join().await.unwrap();
+    }
+    for (k, v) in last.counters {
+        *during.counters.entry(k).or_default() += v;
+    }
+    let steps = AtomicU64::load(&STEPS_RUN, SeqCst);
+    assert_eq!(steps, 3 * N, "every step ran once");
+    assert_eq!(during.counter(t::CLAIMS_TAKEN), steps, "a claim per step");
+    assert_eq!(during.counter(t::CLAIMS_TAKEN_OVER), 0);
+    assert_eq!(during.counter(t::MAINTENANCE_ADVANCED), N, "one delay each");
+    assert_eq!(during.counter(t::RECOVERIES), 0);
+    assert_eq!(during.counter(t::QUARANTINED), 0);
+    assert!(during.counter(t::MAINTENANCE_PASSES) >= 1);
+
+    // ---- The whole run.
+    // Every NOTIFY we issued reaches the one listener of this database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        rec.take();
+        let sent = rec.totals.counter(t::WAKEUPS_SENT);
+        let delivered = rec.totals.counter(t::WAKEUPS_DELIVERED);
+        if sent == delivered {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sent {sent}, delivered {delivered}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let totals = &rec.totals;
+    assert!(
+        totals.counter(t::WAKEUPS_SENT) >= 4 + N,
+        "at least each submit"
+    );
+    assert_eq!(totals.counter(t::WAKEUPS_DROPPED), 0);
+    assert_eq!(totals.counter(t::LISTENER_RECONNECTS), 0);
+    // `metrics()` and the recorder agree.
+    let m = b.metrics();
+    assert_eq!(m.recovered, totals.counter(t::RECOVERIES));
+    assert_eq!(m.advanced, totals.counter(t::MAINTENANCE_ADVANCED));
+    assert_eq!(m.quarantined, totals.counter(t::QUARANTINED));
+    assert_eq!(m.retries, totals.counter(t::TRANSIENT_RETRIES));
+    assert_eq!(m.wakeups_delivered, totals.counter(t::WAKEUPS_DELIVERED));
+    assert_eq!(m.wakeups_dropped, totals.counter(t::WAKEUPS_DROPPED));
+    assert_eq!(
+        m.listener_reconnects,
+        totals.counter(t::LISTENER_RECONNECTS)
+    );
+    // Every claim call is timed once, taken or refused.
+    assert_eq!(
+        totals.histogram_count(&op("claim_task")) as u64,
+        totals.counter(t::CLAIMS_TAKEN) + totals.counter_sum(t::CLAIMS_REFUSED)
+    );
+    // Every operation this run used has its own series, and only those.
+    for name in [
+        "save_snapshot",
+        "load_snapshot",
+        "delete_snapshot",
+        "claim_task",
+        "release_task_claim",
+        "find_available_tasks",
+        "wait_for_wakeup",
+        "check_and_cancel",
+        "check_and_pause",
+    ] {
+        assert!(totals.histogram_count(&op(name)) > 0, "{name}");
+    }
+    for name in ["unpause", "store_signal", "send_event", "list_snapshots"] {
+        assert_eq!(totals.histogram_count(&op(name)), 0, "{name} never ran");
+    }
+    for (key, values) in &totals.histograms {
+        assert!(
+            values.iter().all(|v| (0.0..60.0).contains(v)),
+            "{key}: {values:?}"
+        );
+    }
+    // The pool: every store call took a connection.
+    assert!(
+        totals.histogram_count(t::POOL_WAIT_SECONDS) >= totals.histogram_count(&op("claim_task"))
+    );
+    let size = a.gauges[t::POOL_SIZE];
+    assert!((1.0..=16.0).contains(&size), "pool size {size}");
+    assert!(a.gauges[t::POOL_AVAILABLE] <= size);
+    assert_eq!(a.gauges[t::POOL_MAX_SIZE], 16.0, "the default");
+}
