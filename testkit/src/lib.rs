@@ -32,7 +32,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 /// Errors from starting a server or creating databases.
 mod pgbouncer;
+mod replica;
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
+pub use replica::ReplicatedPair;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
