@@ -197,6 +197,14 @@ async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
     );
 }
 
+type HistoryRow = (
+    i64,
+    sayiir_diesel::Status,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    i32,
+);
+
 #[tokio::test]
 async fn size_and_count_fragments_read_no_blobs_into_rust() {
     let (db, b) = backend().await;
@@ -223,13 +231,7 @@ async fn size_and_count_fragments_read_no_blobs_into_rust() {
         "largest first"
     );
 
-    let history: Vec<(
-        i64,
-        sayiir_diesel::Status,
-        Option<String>,
-        chrono::DateTime<chrono::Utc>,
-        i32,
-    )> = reports::history_summary("wf")
+    let history: Vec<HistoryRow> = reports::history_summary("wf")
         .limit(1)
         .load(&mut conn)
         .await
