@@ -1,7 +1,5 @@
 //! `show <id>`: one workflow in full, from its columns (no blob decoded).
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -9,100 +7,16 @@ use sayiir_diesel::models::{Claim, Signal};
 use sayiir_diesel::reports::{self, octet_length};
 use sayiir_diesel::schema::sayiir::{claims, events, history, signals, tasks, workflows};
 use sayiir_diesel::{QueuedPosition, Status};
-use serde::Serialize;
 
 use super::{Out, millis_since, server_now};
 use crate::args::ShowArgs;
-use crate::duration::format_millis;
 use crate::error::CliError;
 use crate::hex;
-use crate::output::{Table, bytes, or_dash, time};
+use crate::output::time;
 
-/// The `show` answer.
-#[derive(Debug, Serialize)]
-struct Details {
-    instance_id: String,
-    status: &'static str,
-    position: Option<String>,
-    current_task: Option<String>,
-    definition: String,
-    revision: i64,
-    created_at: String,
-    updated_at: String,
-    finished_at: Option<String>,
-    error: Option<String>,
-    trace_parent: Option<String>,
-    /// Size of the stored snapshot (outputs stripped).
-    snapshot_bytes: i32,
-    queue: Option<QueueRow>,
-    claim: Option<ClaimInfo>,
-    pending_requests: Vec<Request>,
-    /// Buffered events per signal name.
-    buffered_events: Vec<EventCount>,
-    /// Task outputs, largest first.
-    outputs: Vec<Output>,
-    /// All history entries kept.
-    history_entries: i64,
-    /// The newest ones, newest first.
-    history: Vec<HistoryItem>,
-}
+use view::{ClaimInfo, Details, EventCount, HistoryItem, Output, QueueRow, Request};
 
-#[derive(Debug, Serialize)]
-struct QueueRow {
-    kind: &'static str,
-    task: Option<String>,
-    signal_name: Option<String>,
-    wake_at: Option<String>,
-    completed: bool,
-    input_ready: bool,
-    priority: i16,
-    tags: Vec<String>,
-    retry_at: Option<String>,
-    failed_worker: Option<String>,
-    stalls: i32,
-    quarantined: Option<String>,
-    queued_at: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ClaimInfo {
-    task: String,
-    worker: String,
-    claimed_at: String,
-    expires_at: Option<String>,
-    expired: bool,
-    held_ms: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct Request {
-    kind: String,
-    reason: Option<String>,
-    requested_by: Option<String>,
-    requested_at: String,
-}
-
-#[derive(Debug, Serialize)]
-struct EventCount {
-    signal_name: String,
-    count: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct Output {
-    task: String,
-    bytes: i32,
-    recorded_at: String,
-}
-
-#[derive(Debug, Serialize)]
-struct HistoryItem {
-    revision: i64,
-    status: &'static str,
-    position: Option<String>,
-    recorded_at: String,
-    bytes: i32,
-}
+mod view;
 
 type WorkflowRow = (
     Status,
@@ -171,7 +85,7 @@ pub async fn run(out: &Out<'_>, args: &ShowArgs) -> Result<(), CliError> {
             .await?,
         history: recent_history(&mut conn, id, args.history).await?,
     };
-    crate::output::emit(out.json, &details, render)
+    crate::output::emit(out.json, &details, view::render)
 }
 
 async fn workflow(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<WorkflowRow>, CliError> {
@@ -333,119 +247,4 @@ async fn recent_history(
             bytes: size,
         })
         .collect())
-}
-
-fn render(d: &Details) -> String {
-    let mut t = Table::new(&["FIELD", "VALUE"]);
-    let mut field = |name: &str, value: String| t.row(vec![name.to_owned(), value]);
-    field("instance", d.instance_id.clone());
-    field("status", d.status.to_owned());
-    field("position", or_dash(d.position.as_deref()));
-    field("current task", or_dash(d.current_task.as_deref()));
-    field("definition", d.definition.clone());
-    field("revision", d.revision.to_string());
-    field("created", d.created_at.clone());
-    field("updated", d.updated_at.clone());
-    field("finished", or_dash(d.finished_at.as_deref()));
-    field("snapshot", bytes(i64::from(d.snapshot_bytes)));
-    if let Some(e) = &d.error {
-        field("error", e.clone());
-    }
-    if let Some(q) = &d.queue {
-        field("queue", queue_summary(q));
-    }
-    match &d.claim {
-        Some(c) => field(
-            "claim",
-            format!(
-                "{} by {} for {}{}",
-                hex::short_text(&c.task),
-                c.worker,
-                format_millis(c.held_ms),
-                if c.expired { " (expired)" } else { "" }
-            ),
-        ),
-        None => field("claim", "-".to_owned()),
-    }
-    for r in &d.pending_requests {
-        field(
-            "requested",
-            format!(
-                "{} by {} at {}: {}",
-                r.kind,
-                or_dash(r.requested_by.as_deref()),
-                r.requested_at,
-                or_dash(r.reason.as_deref())
-            ),
-        );
-    }
-    for e in &d.buffered_events {
-        field("events", format!("{} × {:?}", e.count, e.signal_name));
-    }
-    let mut text = t.render();
-    let mut outputs = Table::new(&["OUTPUT OF TASK", "SIZE", "RECORDED"]);
-    for o in &d.outputs {
-        outputs.row(vec![
-            o.task.clone(),
-            bytes(i64::from(o.bytes)),
-            o.recorded_at.clone(),
-        ]);
-    }
-    if !outputs.is_empty() {
-        text.push('\n');
-        text.push_str(&outputs.render());
-    }
-    let mut history = Table::new(&["REV", "STATUS", "POSITION", "RECORDED", "SIZE"]);
-    for h in &d.history {
-        history.row(vec![
-            h.revision.to_string(),
-            h.status.to_owned(),
-            or_dash(h.position.as_deref()),
-            h.recorded_at.clone(),
-            bytes(i64::from(h.bytes)),
-        ]);
-    }
-    let _ = writeln!(
-        text,
-        "\nhistory: {} entries kept, newest {} shown",
-        d.history_entries,
-        d.history.len()
-    );
-    if !history.is_empty() {
-        text.push_str(&history.render());
-    }
-    text
-}
-
-fn queue_summary(q: &QueueRow) -> String {
-    let mut parts = vec![q.kind.to_owned()];
-    if let Some(task) = &q.task {
-        parts.push(format!("task {}", hex::short_text(task)));
-    }
-    if let Some(name) = &q.signal_name {
-        parts.push(format!("signal {name:?}"));
-    }
-    if let Some(at) = &q.wake_at {
-        parts.push(format!("wakes {at}"));
-    }
-    if q.completed {
-        parts.push("output recorded".to_owned());
-    }
-    if !q.input_ready {
-        parts.push("input not ready".to_owned());
-    }
-    parts.push(format!("priority {}", q.priority));
-    if !q.tags.is_empty() {
-        parts.push(format!("tags {}", q.tags.join(",")));
-    }
-    if let Some(at) = &q.retry_at {
-        parts.push(format!("retry at {at}"));
-    }
-    if q.stalls > 0 {
-        parts.push(format!("released {} times with nothing saved", q.stalls));
-    }
-    if let Some(why) = &q.quarantined {
-        parts.push(format!("quarantined: {why}"));
-    }
-    parts.join(", ")
 }
