@@ -132,6 +132,19 @@ pub fn done_tasks_not_moving(
         .into_boxed()
 }
 
+/// Workflows parked at a delay or a signal wait whose wake-up time passed
+/// before `cutoff` and that are still parked: maintenance (run by any
+/// polling worker's finder) moves such rows on, so rows well past their time
+/// mean no worker is polling, or the row cannot be advanced. Reads
+/// `tasks_wake_at_idx`.
+#[must_use]
+pub fn overdue_parks(cutoff: chrono::DateTime<chrono::Utc>) -> tasks::BoxedQuery<'static, Pg> {
+    tasks::table
+        .filter(tasks::wake_at.lt(cutoff))
+        .filter(tasks::position_kind.eq_any([QueuedPosition::AtDelay, QueuedPosition::AtSignal]))
+        .into_boxed()
+}
+
 /// Runnable queue rows whose task input cannot be resolved (no initial
 /// input and no recorded output to feed it): no finder ever offers them.
 #[must_use]

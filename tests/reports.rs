@@ -174,6 +174,29 @@ async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
         "a recent row is not reported"
     );
 
+    let mut nap = at_task("napping", "a");
+    nap.update_position(sayiir_core::snapshot::ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut nap).await.unwrap();
+    let overdue = reports::overdue_parks(chrono::Utc::now() - minute)
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids(overdue), ["napping"]);
+    assert_eq!(
+        reports::overdue_parks(chrono::Utc::now() - chrono::Duration::hours(2))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+
     let no_input = reports::tasks_without_input()
         .select(QueuedTask::as_select())
         .load(&mut conn)

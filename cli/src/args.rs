@@ -169,7 +169,7 @@ pub struct StuckArgs {
     pub held_longer_than: Duration,
     /// Report tasks whose output is saved but whose workflow has not moved
     /// on for this long (keep it above the workers' recovery grace, 30 s by
-    /// default).
+    /// default), and parked workflows this far past their wake-up time.
     #[arg(long, value_parser = crate::duration::parse, default_value = "5m", value_name = "AGE")]
     pub idle_for: Duration,
     /// Report tasks released this many times in a row with nothing saved.

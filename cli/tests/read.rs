@@ -295,6 +295,14 @@ async fn stuck_lists_each_kind_of_row_that_is_not_moving() {
         .unwrap();
     b.save_snapshot(&mut at_task("failing", "a")).await.unwrap();
     b.save_snapshot(&mut at_task("healthy", "a")).await.unwrap();
+    let mut nap = at_task("overslept", "a");
+    nap.update_position(sayiir_core::snapshot::ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut nap).await.unwrap();
     let mut conn = raw_conn(&db).await;
     diesel::update(tasks::table.find("bad-blob"))
         .set((
@@ -330,6 +338,8 @@ async fn stuck_lists_each_kind_of_row_that_is_not_moving() {
     assert_eq!(ids(&s["quarantined"]), ["bad-blob"]);
     assert_eq!(s["quarantined"][0]["quarantined"], "cannot decode");
     assert_eq!(ids(&s["output_saved_not_moving"]), ["stranded"]);
+    assert_eq!(ids(&s["overdue_parks"]), ["overslept"]);
+    assert!(s["overdue_parks"][0]["wake_at"].is_string());
     assert_eq!(ids(&s["input_not_ready"]), ["no-input"]);
     assert_eq!(ids(&s["repeatedly_released"]), ["failing"]);
     assert_eq!(s["repeatedly_released"][0]["stalls"], 4);
@@ -338,6 +348,11 @@ async fn stuck_lists_each_kind_of_row_that_is_not_moving() {
     let s = cli(&db, &["stuck", "--json"]).json();
     assert_eq!(ids(&s["long_held_claims"]), Vec::<String>::new());
     assert_eq!(ids(&s["output_saved_not_moving"]), Vec::<String>::new());
+    assert_eq!(
+        ids(&s["overdue_parks"]),
+        ["overslept"],
+        "an hour past its time"
+    );
     assert_eq!(ids(&s["expired_claims"]), ["lapsed"]);
 
     let text = cli(&db, &["stuck"]).ok().to_owned();

@@ -88,7 +88,8 @@ pub async fn run(out: &Out<'_>) -> Result<(), CliError> {
         queue: Queue {
             runnable,
             waiting,
-            running: runnable - waiting,
+            // Two statements: a claim taken between them must not go negative.
+            running: (runnable - waiting).max(0),
             parked_at_delay: parked(QueuedPosition::AtDelay)
                 .get_result(&mut conn)
                 .await?,

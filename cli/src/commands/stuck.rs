@@ -28,6 +28,9 @@ struct Stuck {
     quarantined: Vec<TaskItem>,
     /// Output saved, next state never saved, no live claim, for `--idle-for`.
     output_saved_not_moving: Vec<TaskItem>,
+    /// Parked at a delay or signal wait whose wake-up time passed more than
+    /// `--idle-for` ago, still parked.
+    overdue_parks: Vec<TaskItem>,
     /// Tasks whose input cannot be resolved: no worker is ever offered them.
     input_not_ready: Vec<TaskItem>,
     /// Tasks released `--released-times` or more in a row with nothing saved.
@@ -52,6 +55,7 @@ struct TaskItem {
     /// Milliseconds since the row was last written.
     idle_ms: i64,
     stalls: i32,
+    wake_at: Option<String>,
     retry_at: Option<String>,
     failed_worker: Option<String>,
     quarantined: Option<String>,
@@ -62,6 +66,7 @@ type TaskRow = (
     Option<Vec<u8>>,
     DateTime<Utc>,
     i32,
+    Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<String>,
     Option<String>,
@@ -89,17 +94,20 @@ pub async fn run(out: &Out<'_>, args: &StuckArgs) -> Result<(), CliError> {
         .select(Claim::as_select())
         .load(&mut conn)
         .await?;
+    let idle_cutoff = before(now, args.idle_for)?;
     let report = Stuck {
         expired_claims: expired.into_iter().map(|c| claim_item(c, now)).collect(),
         long_held_claims: held.into_iter().map(|c| claim_item(c, now)).collect(),
         quarantined: task_items(reports::quarantined_tasks(), limit, &mut conn, now).await?,
         output_saved_not_moving: task_items(
-            reports::done_tasks_not_moving(before(now, args.idle_for)?),
+            reports::done_tasks_not_moving(idle_cutoff),
             limit,
             &mut conn,
             now,
         )
         .await?,
+        overdue_parks: task_items(reports::overdue_parks(idle_cutoff), limit, &mut conn, now)
+            .await?,
         input_not_ready: task_items(reports::tasks_without_input(), limit, &mut conn, now).await?,
         repeatedly_released: task_items(
             reports::repeatedly_released(args.released_times),
@@ -137,6 +145,7 @@ async fn task_items(
             tasks::task_id,
             tasks::queued_at,
             tasks::stalls,
+            tasks::wake_at,
             tasks::retry_at,
             tasks::failed_worker,
             tasks::quarantined,
@@ -146,13 +155,23 @@ async fn task_items(
     Ok(rows
         .into_iter()
         .map(
-            |(instance_id, task, queued_at, stalls, retry_at, failed_worker, quarantined)| {
+            |(
+                instance_id,
+                task,
+                queued_at,
+                stalls,
+                wake_at,
+                retry_at,
+                failed_worker,
+                quarantined,
+            )| {
                 TaskItem {
                     instance_id,
                     task: task.as_deref().map(hex::encode),
                     queued_at: time(queued_at),
                     idle_ms: millis_since(now, queued_at),
                     stalls,
+                    wake_at: wake_at.map(time),
                     retry_at: retry_at.map(time),
                     failed_worker,
                     quarantined,
@@ -186,6 +205,7 @@ fn render(s: &Stuck) -> String {
     for (title, items) in [
         ("quarantined rows", &s.quarantined),
         ("output saved, not moving on", &s.output_saved_not_moving),
+        ("parked past their wake-up time", &s.overdue_parks),
         ("input not ready", &s.input_not_ready),
         (
             "released repeatedly with nothing saved",
@@ -193,7 +213,15 @@ fn render(s: &Stuck) -> String {
         ),
     ] {
         let _ = writeln!(text, "{title}: {}", items.len());
-        let mut t = Table::new(&["  INSTANCE", "TASK", "IDLE", "RELEASES", "RETRY AT", "WHY"]);
+        let mut t = Table::new(&[
+            "  INSTANCE",
+            "TASK",
+            "IDLE",
+            "RELEASES",
+            "WAKE AT",
+            "RETRY AT",
+            "WHY",
+        ]);
         for i in items {
             t.row(vec![
                 format!("  {}", i.instance_id),
@@ -202,6 +230,7 @@ fn render(s: &Stuck) -> String {
                     .map_or_else(|| "-".to_owned(), |h| hex::short_text(h).to_owned()),
                 format_millis(i.idle_ms),
                 i.stalls.to_string(),
+                or_dash(i.wake_at.as_deref()),
                 or_dash(i.retry_at.as_deref()),
                 or_dash(i.quarantined.as_deref()),
             ]);
