@@ -91,3 +91,187 @@ async fn report_fragments_return_what_they_name() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test]
+async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
+    use sayiir_core::snapshot::WorkflowSnapshot;
+    use sayiir_diesel::schema::sayiir::tasks;
+
+    let (db, b) = backend().await;
+    let minute = chrono::Duration::minutes(1);
+    b.save_snapshot(&mut at_task("queued", "a")).await.unwrap();
+    b.save_snapshot(&mut at_task("held", "a")).await.unwrap();
+    b.claim_task("held", &tid("a"), "w1", Some(chrono::Duration::hours(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    b.save_snapshot(&mut at_task("lapsed", "a")).await.unwrap();
+    b.claim_task("lapsed", &tid("a"), "w2", Some(chrono::Duration::zero()))
+        .await
+        .unwrap()
+        .unwrap();
+    // Output of `a` saved, the next state never: the position is still `a`.
+    let mut done = at_task("done", "a");
+    done.mark_task_completed(tid("a"), Bytes::from_static(b"out-a"));
+    b.save_snapshot(&mut done).await.unwrap();
+    // No initial input and nothing completed: the task's input is unknown.
+    let mut no_input = WorkflowSnapshot::new("no-input", def_hash());
+    no_input
+        .update_position(sayiir_core::snapshot::ExecutionPosition::AtTask { task_id: tid("a") });
+    b.save_snapshot(&mut no_input).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+    diesel::update(tasks::table.find("queued"))
+        .set(tasks::stalls.eq(3))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let ids = |rows: Vec<QueuedTask>| {
+        let mut v: Vec<String> = rows.into_iter().map(|t| t.instance_id).collect();
+        v.sort();
+        v
+    };
+    let waiting = reports::waiting_tasks()
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(waiting),
+        ["lapsed", "no-input", "queued"],
+        "a live claim is not waiting; an expired one is"
+    );
+
+    let later = chrono::Utc::now() + minute;
+    let held: Vec<Claim> = reports::claims_held_since(later)
+        .select(Claim::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2);
+    assert_eq!(
+        reports::claims_held_since(chrono::Utc::now() - minute)
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let stranded = reports::done_tasks_not_moving(later)
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids(stranded), ["done"]);
+    assert_eq!(
+        reports::done_tasks_not_moving(chrono::Utc::now() - minute)
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap(),
+        0,
+        "a recent row is not reported"
+    );
+
+    let mut nap = at_task("napping", "a");
+    nap.update_position(sayiir_core::snapshot::ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut nap).await.unwrap();
+    let overdue = reports::overdue_parks(chrono::Utc::now() - minute)
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids(overdue), ["napping"]);
+    assert_eq!(
+        reports::overdue_parks(chrono::Utc::now() - chrono::Duration::hours(2))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let no_input = reports::tasks_without_input()
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids(no_input), ["no-input"]);
+
+    let released = reports::repeatedly_released(3)
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids(released), ["queued"]);
+    assert_eq!(
+        reports::repeatedly_released(4)
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+type HistoryRow = (
+    i64,
+    sayiir_diesel::Status,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    i32,
+);
+
+#[tokio::test]
+async fn size_and_count_fragments_read_no_blobs_into_rust() {
+    let (db, b) = backend().await;
+    let mut s = at_task("wf", "b");
+    s.mark_task_completed(tid("a"), Bytes::from(vec![7u8; 300]));
+    b.save_snapshot(&mut s).await.unwrap();
+    s.mark_task_completed(tid("b"), Bytes::from_static(b"xy"));
+    s.update_position(sayiir_core::snapshot::ExecutionPosition::AtTask { task_id: tid("c") });
+    b.save_snapshot(&mut s).await.unwrap();
+    s.mark_completed(Bytes::new());
+    b.save_snapshot(&mut s).await.unwrap();
+    b.save_snapshot(&mut at_task("other", "a")).await.unwrap();
+    let mut conn = raw_conn(&db).await;
+
+    let outputs: Vec<(Vec<u8>, i32, chrono::DateTime<chrono::Utc>)> =
+        reports::output_sizes("wf").load(&mut conn).await.unwrap();
+    let sizes: Vec<(Vec<u8>, i32)> = outputs.into_iter().map(|(t, n, _)| (t, n)).collect();
+    assert_eq!(
+        sizes,
+        [
+            (tid("a").as_bytes().to_vec(), 300),
+            (tid("b").as_bytes().to_vec(), 2)
+        ],
+        "largest first"
+    );
+
+    let history: Vec<HistoryRow> = reports::history_summary("wf")
+        .limit(1)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].0, 3, "newest first");
+    assert_eq!(history[0].1, sayiir_diesel::Status::Completed);
+    assert!(history[0].4 > 0);
+
+    let mut counts: Vec<(sayiir_diesel::Status, i64)> =
+        reports::status_counts().load(&mut conn).await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [
+            (sayiir_diesel::Status::Completed, 1),
+            (sayiir_diesel::Status::InProgress, 1)
+        ]
+    );
+}

@@ -1,0 +1,106 @@
+//! One module per subcommand, and what they share: connections, the
+//! backend for actions, the server's clock.
+
+mod actions;
+mod list;
+mod migrate;
+mod prune;
+mod send_event;
+mod show;
+mod status;
+mod stuck;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sayiir_diesel::DieselBackend;
+use sayiir_diesel::Status;
+use sayiir_diesel::schema::sayiir::workflows;
+use sayiir_runtime::serialization::JsonCodec;
+
+use crate::args::Command;
+use crate::error::CliError;
+
+/// The backend actions go through (the codec workers use).
+pub type Backend = DieselBackend<JsonCodec>;
+
+/// Runs one subcommand against the database at `url`.
+///
+/// # Errors
+/// What the command failed with; its exit code says which kind.
+pub async fn run(command: Command, url: &str, json: bool) -> Result<(), CliError> {
+    let out = Out { url, json };
+    match command {
+        Command::Migrate => migrate::run(&out).await,
+        Command::Status => status::run(&out).await,
+        Command::List(args) => list::run(&out, &args).await,
+        Command::Show(args) => show::run(&out, &args).await,
+        Command::Cancel(args) => actions::cancel(&out, &args).await,
+        Command::Pause(args) => actions::pause(&out, &args).await,
+        Command::Resume(args) => actions::resume(&out, &args.id).await,
+        Command::SendEvent(args) => send_event::run(&out, &args).await,
+        Command::Prune(args) => prune::run(&out, &args).await,
+        Command::Stuck(args) => stuck::run(&out, &args).await,
+    }
+}
+
+/// Where a command reads from and how it answers.
+pub struct Out<'a> {
+    /// The database URL.
+    pub url: &'a str,
+    /// JSON instead of text.
+    pub json: bool,
+}
+
+impl Out<'_> {
+    /// One plain connection, for reads (a role with only `SELECT` works).
+    pub async fn connect(&self) -> Result<AsyncPgConnection, CliError> {
+        Ok(AsyncPgConnection::establish(self.url).await?)
+    }
+
+    /// The backend, for actions: a small pool, no migrations.
+    pub async fn backend(&self) -> Result<Backend, CliError> {
+        Ok(Backend::builder(self.url)
+            .run_migrations(false)
+            .max_connections(2)
+            .application_name("sayiir-diesel-cli")
+            .build()
+            .await?)
+    }
+}
+
+/// The server's current time (ages are measured on its clock, as the
+/// library's retention does).
+pub async fn server_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, CliError> {
+    Ok(
+        diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
+            .get_result(conn)
+            .await?,
+    )
+}
+
+/// `now - age`, or an error when the age is beyond what a timestamp holds.
+pub fn before(now: DateTime<Utc>, age: Duration) -> Result<DateTime<Utc>, CliError> {
+    chrono::TimeDelta::from_std(age)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(|| CliError::Usage(format!("age {age:?} is too large")))
+}
+
+/// A workflow's status, or `None` when there is no such workflow.
+pub async fn status_of(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Status>, CliError> {
+    Ok(workflows::table
+        .find(id)
+        .select(workflows::status)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Milliseconds from `then` to `now` (negative when `then` is later).
+#[must_use]
+pub fn millis_since(now: DateTime<Utc>, then: DateTime<Utc>) -> i64 {
+    (now - then).num_milliseconds()
+}

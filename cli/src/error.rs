@@ -1,0 +1,146 @@
+//! The CLI's failures and their exit codes: 1 runtime or database error,
+//! 2 usage error, 3 not found, 4 refused (clap itself exits with 2 on a bad
+//! command line).
+
+use std::process::ExitCode;
+
+use sayiir_persistence::BackendError;
+
+/// Why a command failed; [`CliError::exit_code`] tells the shell.
+#[derive(Debug)]
+pub enum CliError {
+    /// The database or the connection failed, or stored data is unreadable.
+    Failed(String),
+    /// The arguments are valid for clap but cannot be used.
+    Usage(String),
+    /// The named workflow does not exist.
+    NotFound(String),
+    /// The workflow's state does not allow the action (cancel of a finished
+    /// workflow, resume of one that is not paused…).
+    Refused(String),
+}
+
+/// Exit code of a runtime or database error.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage error (the same as clap's).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the workflow does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit code when the action is refused.
+pub const EXIT_REFUSED: u8 = 4;
+
+impl CliError {
+    /// The process exit code for this failure.
+    #[must_use]
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Failed(_) => EXIT_FAILED,
+            Self::Usage(_) => EXIT_USAGE,
+            Self::NotFound(_) => EXIT_NOT_FOUND,
+            Self::Refused(_) => EXIT_REFUSED,
+        })
+    }
+
+    /// A workflow id that names nothing.
+    #[must_use]
+    pub fn no_workflow(id: &str) -> Self {
+        Self::NotFound(format!("no workflow {id:?}"))
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(m) | Self::Usage(m) | Self::NotFound(m) | Self::Refused(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl From<sayiir_diesel::Error> for CliError {
+    fn from(err: sayiir_diesel::Error) -> Self {
+        use sayiir_diesel::Error as E;
+        match err {
+            E::NotFound(id) => Self::no_workflow(&id),
+            E::CannotCancel { .. } | E::CannotPause { .. } | E::NotPaused { .. } => {
+                Self::Refused(err.to_string())
+            }
+            E::InvalidInput { .. } => Self::Usage(err.to_string()),
+            E::Database(db) => db.into(),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<BackendError> for CliError {
+    fn from(err: BackendError) -> Self {
+        match err {
+            BackendError::NotFound(id) => Self::no_workflow(&id),
+            BackendError::CannotCancel(status) => {
+                Self::Refused(format!("cannot cancel a workflow that is {status}"))
+            }
+            BackendError::CannotPause(why) => Self::Refused(format!("cannot pause: {why}")),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for CliError {
+    fn from(err: diesel::result::Error) -> Self {
+        let text = err.to_string();
+        if text.contains("sayiir.") && text.contains("does not exist") {
+            Self::Failed(format!(
+                "database: {text} (is the schema migrated? run `sayiir-diesel migrate`)"
+            ))
+        } else {
+            Self::Failed(format!("database: {text}"))
+        }
+    }
+}
+
+impl From<diesel::ConnectionError> for CliError {
+    fn from(err: diesel::ConnectionError) -> Self {
+        Self::Failed(format!("cannot connect to PostgreSQL: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_their_exit_codes() {
+        let code = |e: CliError| e.exit_code();
+        assert_eq!(
+            code(BackendError::NotFound("x".into()).into()),
+            ExitCode::from(EXIT_NOT_FOUND)
+        );
+        assert_eq!(
+            code(BackendError::CannotCancel("Completed".into()).into()),
+            ExitCode::from(EXIT_REFUSED)
+        );
+        assert_eq!(
+            code(BackendError::Backend("boom".into()).into()),
+            ExitCode::from(EXIT_FAILED)
+        );
+        assert_eq!(
+            code(
+                sayiir_diesel::Error::NotPaused {
+                    status: "InProgress".into()
+                }
+                .into()
+            ),
+            ExitCode::from(EXIT_REFUSED)
+        );
+        let missing = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(String::from("relation \"sayiir.workflows\" does not exist")),
+        );
+        assert!(
+            CliError::from(missing)
+                .to_string()
+                .contains("sayiir-diesel migrate")
+        );
+    }
+}
