@@ -28,6 +28,8 @@ pub struct DieselBackend<C> {
 
 pub(crate) struct Inner<C> {
     pub(crate) pool: PgPool,
+    /// [`Builder::read_url`]'s pool, if any.
+    read_pool: Option<PgPool>,
     pub(crate) codec: C,
     pub(crate) keep_history: bool,
     pub(crate) recovery_grace: Duration,
@@ -143,7 +145,12 @@ where
         Self::builder(url).pool(pool).build().await
     }
 
-    async fn assemble(pool: PgPool, config: &Config, connect: ConnectFn) -> Result<Self> {
+    async fn assemble(
+        pool: PgPool,
+        read_pool: Option<PgPool>,
+        config: &Config,
+        connect: ConnectFn,
+    ) -> Result<Self> {
         telemetry::describe();
         let wakeup_counters = Arc::new(WakeupCounters::default());
         let wakeup =
@@ -155,6 +162,7 @@ where
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                read_pool,
                 codec: C::default(),
                 keep_history: config.keep_history,
                 recovery_grace: config.recovery_grace,
@@ -176,6 +184,14 @@ impl<C> DieselBackend<C> {
     #[must_use]
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The pool for report-style reads: [`Builder::read_url`]'s (a standby,
+    /// whose data lags the primary), or else the main pool. Run
+    /// [`crate::reports`] fragments on it; the store never uses it.
+    #[must_use]
+    pub fn read_pool(&self) -> &PgPool {
+        self.inner.read_pool.as_ref().unwrap_or(&self.inner.pool)
     }
 
     /// The backend's counters (shared by every clone).
@@ -309,6 +325,20 @@ where
         self
     }
 
+    /// Serves [`DieselBackend::read_pool`] from `url`, typically a streaming
+    /// standby, for reports and dashboards (see [`Config::read_url`]). Its
+    /// data lags the primary by the standby's replay delay
+    /// (`now() - pg_last_xact_replay_timestamp()` on the standby: usually
+    /// milliseconds, unbounded while replication is stalled), so it never
+    /// serves the store's own reads. Connections open through
+    /// [`Builder::connector`] with this builder's pool settings, at most
+    /// [`crate::config::READ_POOL_MAX`] of them, lazily.
+    #[must_use]
+    pub fn read_url(mut self, url: impl Into<String>) -> Self {
+        self.config.read_url = Some(url.into());
+        self
+    }
+
     /// Opens every connection with `connect` (for TLS or other setup).
     #[must_use]
     pub fn connector(mut self, connect: ConnectFn) -> Self {
@@ -324,14 +354,16 @@ where
 
     /// Builds the pool and, unless disabled, applies pending migrations;
     /// checks that the pool (and, with an application's pool, the URL) gives
-    /// real sessions, not a transaction pooler's (see [`crate::pooler`]).
+    /// real sessions on a server that accepts writes (see [`crate::boot_check`]).
     ///
     /// # Errors
     /// Connection, pool, migration or unsupported-server errors, or
-    /// [`Error::TransactionPooler`](crate::Error::TransactionPooler).
+    /// [`Error::TransactionPooler`](crate::Error::TransactionPooler) or
+    /// [`Error::ReadOnlyServer`](crate::Error::ReadOnlyServer).
     pub async fn build(self) -> Result<DieselBackend<C>> {
         if self.config.run_migrations {
-            let conn = (self.connect)(&self.config.url).await?;
+            let mut conn = (self.connect)(&self.config.url).await?;
+            crate::boot_check::check_writable("the builder's URL", &mut conn).await?;
             crate::migrations::run_on(conn).await?;
         }
         let limit = self.config.connect_timeout;
@@ -339,12 +371,21 @@ where
             Some(pool) => {
                 // The application's pool and the URL may reach the server
                 // differently: check both.
-                crate::pooler::check_url(&self.connect, &self.config.url, limit).await?;
+                crate::boot_check::check_url(&self.connect, &self.config.url, limit).await?;
                 pool
             }
             None => pool::build(&self.config, Arc::clone(&self.connect))?,
         };
-        crate::pooler::check_pool(&pool, limit).await?;
-        DieselBackend::assemble(pool, &self.config, self.connect).await
+        crate::boot_check::check_pool(&pool, limit).await?;
+        let read_pool = match &self.config.read_url {
+            Some(url) => {
+                let mut config = self.config.clone();
+                config.url.clone_from(url);
+                config.max_connections = config.max_connections.min(crate::config::READ_POOL_MAX);
+                Some(pool::build(&config, Arc::clone(&self.connect))?)
+            }
+            None => None,
+        };
+        DieselBackend::assemble(pool, read_pool, &self.config, self.connect).await
     }
 }

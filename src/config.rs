@@ -63,7 +63,16 @@ pub struct Config {
     /// it). Default `None`: no pruning unless you call
     /// [`crate::retention::prune`] yourself.
     pub retention: Option<(crate::retention::RetentionPolicy, Duration)>,
+    /// A server for report-style reads (a streaming standby), served by
+    /// [`DieselBackend::read_pool`](crate::DieselBackend::read_pool), with
+    /// at most [`READ_POOL_MAX`] connections. Never used by the store
+    /// itself, whose reads must see its own writes. Default `None`: the
+    /// read pool is the main pool.
+    pub read_url: Option<String>,
 }
+
+/// The most connections the read pool of [`Config::read_url`] opens.
+pub const READ_POOL_MAX: usize = 4;
 
 impl Config {
     /// Defaults for `url`.
@@ -82,6 +91,7 @@ impl Config {
             recovery_grace: DEFAULT_RECOVERY_GRACE,
             offer_lease: DEFAULT_OFFER_LEASE,
             retention: None,
+            read_url: None,
         }
     }
 }

@@ -72,7 +72,7 @@ pub enum Error {
     Corrupt(String),
     /// Connections reach the server through a pooler that does not keep a
     /// session on one server connection (PgBouncer in transaction or
-    /// statement mode): see [`crate::pooler`].
+    /// statement mode): see [`crate::boot_check`].
     #[error(
         "{what} goes through a pooler in transaction or statement mode ({evidence}); \
          sayiir-diesel needs session-level connections (named prepared statements, \
@@ -83,6 +83,19 @@ pub enum Error {
         /// Which connections ("the pool", "the builder's URL").
         what: &'static str,
         /// What the boot-time check saw.
+        evidence: String,
+    },
+    /// Connections reach a server that accepts no writes (a standby in
+    /// recovery, or `default_transaction_read_only`): see
+    /// [`crate::boot_check`].
+    #[error(
+        "{what} reaches a server that accepts no writes ({evidence}); give the backend \
+         the primary's URL, or list every server with target_session_attrs=read-write"
+    )]
+    ReadOnlyServer {
+        /// Which connections ("the pool", "the builder's URL").
+        what: &'static str,
+        /// What the server said about itself.
         evidence: String,
     },
 }

@@ -36,6 +36,7 @@
 )]
 
 mod backend;
+pub mod boot_check;
 mod codec;
 pub mod config;
 mod error;
@@ -43,7 +44,6 @@ pub mod kinds;
 pub mod migrations;
 pub mod models;
 pub mod pool;
-pub mod pooler;
 mod queries;
 pub mod reports;
 pub mod retention;

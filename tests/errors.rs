@@ -196,14 +196,24 @@ async fn the_finder_rides_out_a_read_only_server() {
     };
     let writer = Backend::connect(db.url()).await.unwrap();
     writer.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
-    diesel_async::SimpleAsyncConnection::batch_execute(&mut admin, &set(true))
-        .await
-        .unwrap();
+    // Booted while the server took writes (a backend booting on a
+    // read-only server is refused: tests/standby.rs), then the server turns
+    // read-only and every session is cut, as in a failover.
     let b = Backend::builder(db.url())
         .run_migrations(false)
         .build()
         .await
         .unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!(
+            "{}; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            set(true)
+        ),
+    )
+    .await
+    .unwrap();
     let finder = tokio::spawn({
         let b = b.clone();
         async move {

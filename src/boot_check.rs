@@ -1,4 +1,13 @@
-//! Refusing, at boot, a pooler that does not keep sessions.
+//! Checks `build` makes of the connections it will use, so that a wrong
+//! setup fails at boot with a clear error instead of later at random:
+//!
+//! * the server must accept writes: a standby (`pg_is_in_recovery()`) or a
+//!   session with `default_transaction_read_only` is refused with
+//!   [`Error::ReadOnlyServer`] (the store's reads must see its own writes,
+//!   so it never runs on a standby; reports may: see
+//!   [`Builder::read_url`](crate::Builder::read_url));
+//! * the connections must be sessions of their own, not a transaction
+//!   pooler's ([`Error::TransactionPooler`]), as follows.
 //!
 //! diesel-async prepares every statement under a name on the session (and
 //! runs it in a second message exchange), the wakeup listener relies on
@@ -38,6 +47,33 @@ use crate::error::{Error, Result};
 struct Pid {
     #[diesel(sql_type = Integer)]
     pid: i32,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Writable {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    in_recovery: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    read_only: bool,
+}
+
+/// Fails with [`Error::ReadOnlyServer`] when `conn` cannot write.
+pub(crate) async fn check_writable(what: &'static str, conn: &mut AsyncPgConnection) -> Result<()> {
+    let w: Writable = diesel::sql_query(
+        "SELECT pg_is_in_recovery() AS in_recovery, \
+                current_setting('transaction_read_only') = 'on' AS read_only",
+    )
+    .get_result(conn)
+    .await?;
+    let evidence = match (w.in_recovery, w.read_only) {
+        (true, _) => "it is a standby in recovery",
+        (false, true) => "its sessions are read-only (default_transaction_read_only)",
+        (false, false) => return Ok(()),
+    };
+    Err(Error::ReadOnlyServer {
+        what,
+        evidence: evidence.to_owned(),
+    })
 }
 
 async fn backend_pid(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i32> {
@@ -99,14 +135,15 @@ pub(crate) async fn check_sessions(
     }
 }
 
-/// Checks two connections of `pool` at once (skipped when the pool holds
-/// fewer than two). A connection the check leaves in an unknown state is
+/// Checks that `pool` writes, and two of its connections at once (skipped
+/// when the pool holds fewer than two). A connection the check leaves in an unknown state is
 /// taken out of the pool rather than returned to it.
 pub(crate) async fn check_pool(pool: &crate::pool::PgPool, limit: Duration) -> Result<()> {
+    let mut a = pool.get().await?;
+    check_writable("the pool", &mut a).await?;
     if pool.status().max_size < 2 {
         return Ok(());
     }
-    let mut a = pool.get().await?;
     let mut b = pool.get().await?;
     let outcome = check_sessions("the pool", &mut a, &mut b, limit).await;
     if outcome.is_err() {
@@ -116,13 +153,15 @@ pub(crate) async fn check_pool(pool: &crate::pool::PgPool, limit: Duration) -> R
     outcome
 }
 
-/// Checks two connections opened by `connect` to `url` (the listener's).
+/// Checks that `url` (the listener's) writes, and two connections opened
+/// by `connect` to it.
 pub(crate) async fn check_url(
     connect: &crate::pool::ConnectFn,
     url: &str,
     limit: Duration,
 ) -> Result<()> {
     let mut a = connect(url).await?;
+    check_writable("the builder's URL", &mut a).await?;
     let mut b = connect(url).await?;
     check_sessions("the builder's URL", &mut a, &mut b, limit).await
 }

@@ -1,0 +1,102 @@
+//! Read-only work on a streaming standby: report fragments through
+//! `Builder::read_url`'s pool; a backend pointed at the standby is refused
+//! at boot with a clear error, at once, instead of retrying writes against
+//! a read-only server. Needs `pg_basebackup` (see tests/failover.rs).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use sayiir_diesel::models::Workflow;
+use sayiir_diesel::{Error, Status, reports};
+use sayiir_diesel_testkit::ReplicatedPair;
+use sayiir_persistence::SnapshotStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_read_from_a_standby_and_the_store_refuses_one() {
+    if !ReplicatedPair::available() {
+        eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
+        return;
+    }
+    // Synchronous (remote_apply): a commit is visible on the standby when
+    // it returns, so the reads below need no waiting.
+    let pair = tokio::task::spawn_blocking(|| ReplicatedPair::start(true))
+        .await
+        .unwrap()
+        .unwrap();
+    pair.psql(pair.primary_port(), "CREATE DATABASE app")
+        .unwrap();
+    let primary = ReplicatedPair::url(pair.primary_port(), "app");
+    let standby = ReplicatedPair::url(pair.standby_port(), "app");
+
+    let b = Backend::builder(&primary)
+        .read_url(&standby)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        b.save_snapshot(&mut at_task(&format!("r-{i}"), "a"))
+            .await
+            .unwrap();
+    }
+    // The read pool is the standby's; the store's pool is the primary's.
+    let mut read = b.read_pool().get().await.unwrap();
+    let in_recovery: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "pg_is_in_recovery()",
+    ))
+    .get_result(&mut read)
+    .await
+    .unwrap();
+    assert!(in_recovery);
+    let running: Vec<Workflow> = reports::workflows_in(Status::InProgress)
+        .select(Workflow::as_select())
+        .load(&mut read)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 5);
+    assert_eq!(
+        reports::runnable_tasks()
+            .count()
+            .get_result::<i64>(&mut read)
+            .await
+            .unwrap(),
+        5
+    );
+    // A write through the standby fails at once with the server's reason.
+    let started = Instant::now();
+    let err = diesel::sql_query("DELETE FROM sayiir.workflows")
+        .execute(&mut read)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // The store itself is refused a standby, with or without migrations,
+    // quickly and naming the cause.
+    for migrate in [true, false] {
+        let started = Instant::now();
+        let err = Backend::builder(&standby)
+            .run_migrations(migrate)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&err, Error::ReadOnlyServer { evidence, .. } if evidence.contains("standby")),
+            "{err}"
+        );
+    }
+    // Without a read URL the read pool is the main pool.
+    let plain = Backend::builder(&primary).build().await.unwrap();
+    let mut conn = plain.read_pool().get().await.unwrap();
+    let in_recovery: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "pg_is_in_recovery()",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert!(!in_recovery);
+}
