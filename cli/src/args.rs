@@ -56,6 +56,24 @@ pub enum Command {
     Stuck(StuckArgs),
 }
 
+impl Command {
+    /// Whether the command writes (the actions, `prune`, `migrate`): those
+    /// need the primary and a role that may write schema `sayiir`; the
+    /// others only read.
+    #[must_use]
+    pub fn writes(&self) -> bool {
+        match self {
+            Self::Migrate
+            | Self::Cancel(_)
+            | Self::Pause(_)
+            | Self::Resume(_)
+            | Self::SendEvent(_)
+            | Self::Prune(_) => true,
+            Self::Status | Self::List(_) | Self::Show(_) | Self::Stuck(_) => false,
+        }
+    }
+}
+
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {

@@ -46,7 +46,30 @@ impl CliError {
     pub fn no_workflow(id: &str) -> Self {
         Self::NotFound(format!("no workflow {id:?}"))
     }
+
+    /// The failure of a command that writes (an action, `prune`,
+    /// `migrate`), with what it means when the server or the role cannot
+    /// write: the server's own words alone ("read-only transaction",
+    /// "permission denied") do not say where to go instead.
+    #[must_use]
+    pub fn of_write(self) -> Self {
+        match self {
+            Self::Failed(m) if m.contains("read-only transaction") => Self::Failed(format!(
+                "{m}: {NO_WRITES} (a standby, or default_transaction_read_only); {TO_PRIMARY}"
+            )),
+            Self::Failed(m) if m.contains("permission denied") => Self::Failed(format!(
+                "{m}: the role in the URL may not write schema sayiir (a read-only role?); \
+                 write commands need the application role"
+            )),
+            other => other,
+        }
+    }
 }
+
+/// How a server that cannot write is named in messages.
+const NO_WRITES: &str = "the server accepts no writes";
+/// Where write commands should go instead.
+const TO_PRIMARY: &str = "write commands need the primary (read commands work here)";
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +90,9 @@ impl From<sayiir_diesel::Error> for CliError {
                 Self::Refused(err.to_string())
             }
             E::InvalidInput { .. } => Self::Usage(err.to_string()),
+            E::ReadOnlyServer { evidence, .. } => {
+                Self::Failed(format!("{NO_WRITES} ({evidence}); {TO_PRIMARY}"))
+            }
             E::Database(db) => db.into(),
             other => Self::Failed(other.to_string()),
         }
@@ -81,7 +107,9 @@ impl From<BackendError> for CliError {
                 Self::Refused(format!("cannot cancel a workflow that is {status}"))
             }
             BackendError::CannotPause(why) => Self::Refused(format!("cannot pause: {why}")),
-            other => Self::Failed(other.to_string()),
+            // The store's own text ("database: …"), without "Backend error: ".
+            BackendError::Backend(text) => Self::Failed(text),
+            other @ BackendError::Serialization(_) => Self::Failed(other.to_string()),
         }
     }
 }
@@ -141,6 +169,43 @@ mod tests {
             CliError::from(missing)
                 .to_string()
                 .contains("sayiir-diesel migrate")
+        );
+    }
+
+    #[test]
+    fn write_failures_say_where_to_go() {
+        let standby = CliError::from(sayiir_diesel::Error::ReadOnlyServer {
+            what: "the pool",
+            evidence: "it is a standby in recovery".into(),
+        })
+        .to_string();
+        assert!(
+            standby.contains("accepts no writes (it is a standby in recovery)")
+                && standby.contains("need the primary")
+                && !standby.contains("the pool"),
+            "{standby}"
+        );
+        let raw =
+            CliError::Failed("database: cannot execute DELETE in a read-only transaction".into())
+                .of_write()
+                .to_string();
+        assert!(
+            raw.contains("accepts no writes") && raw.contains("primary"),
+            "{raw}"
+        );
+        let denied = CliError::from(BackendError::Backend(
+            "database: permission denied for table workflows".into(),
+        ))
+        .of_write()
+        .to_string();
+        assert!(
+            denied.starts_with("database: permission denied")
+                && denied.contains("application role"),
+            "{denied}"
+        );
+        assert_eq!(
+            CliError::NotFound("x".into()).of_write().exit_code(),
+            ExitCode::from(EXIT_NOT_FOUND)
         );
     }
 }

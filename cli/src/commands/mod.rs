@@ -32,7 +32,8 @@ pub type Backend = DieselBackend<JsonCodec>;
 /// What the command failed with; its exit code says which kind.
 pub async fn run(command: Command, url: &str, json: bool) -> Result<(), CliError> {
     let out = Out { url, json };
-    match command {
+    let writes = command.writes();
+    let outcome = match command {
         Command::Migrate => migrate::run(&out).await,
         Command::Status => status::run(&out).await,
         Command::List(args) => list::run(&out, &args).await,
@@ -43,6 +44,11 @@ pub async fn run(command: Command, url: &str, json: bool) -> Result<(), CliError
         Command::SendEvent(args) => send_event::run(&out, &args).await,
         Command::Prune(args) => prune::run(&out, &args).await,
         Command::Stuck(args) => stuck::run(&out, &args).await,
+    };
+    if writes {
+        outcome.map_err(CliError::of_write)
+    } else {
+        outcome
     }
 }
 

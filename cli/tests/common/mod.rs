@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::hash::{Hash, Hasher};
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
@@ -104,6 +106,8 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
 }
 
 impl Run {
@@ -121,13 +125,9 @@ impl Run {
     }
 }
 
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
+/// How long one run of the binary may take before the test kills it and
+/// fails: no command may hang.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// The binary with no database configured.
 pub fn bare() -> Command {
@@ -138,12 +138,167 @@ pub fn bare() -> Command {
 
 /// Runs the binary on `db` (through `DATABASE_URL`) with `args`.
 pub fn cli(db: &TestDatabase, args: &[&str]) -> Run {
-    let mut cmd = bare();
-    cmd.env("DATABASE_URL", db.url()).args(args);
-    finish(cmd.output().expect("run sayiir-diesel"))
+    cli_at(db.url(), args)
 }
 
-/// Runs a prepared command.
+/// Runs the binary on the database at `url` with `args`.
+pub fn cli_at(url: &str, args: &[&str]) -> Run {
+    run(bare().env("DATABASE_URL", url).args(args))
+}
+
+/// Runs a prepared command (stdin empty), killing it and failing the test
+/// when it has not exited within [`RUN_LIMIT`].
 pub fn run(cmd: &mut Command) -> Run {
-    finish(cmd.output().expect("run sayiir-diesel"))
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sayiir-diesel");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            pipe.read_to_end(&mut buf).unwrap();
+            String::from_utf8(buf).unwrap()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "{cmd:?} did not exit within {RUN_LIMIT:?}; stderr: {}",
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    Run {
+        code: status.code().expect("exited, not killed"),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        elapsed,
+    }
+}
+
+/// Seven workflows in the states the read commands report: `queued` (with
+/// a buffered event `go`), `running` (claimed by `w1` for an hour),
+/// `lapsed` (its claim expired), `requested` (a pause requested, not
+/// applied), `paused`, `done` (completed) and `napping` (parked at a delay
+/// an hour past its wake-up time).
+pub async fn populate(b: &Backend) {
+    use sayiir_core::snapshot::{SignalKind, SignalRequest};
+    use sayiir_persistence::{SignalStore, SnapshotStore, TaskClaimStore};
+
+    for id in ["queued", "running", "lapsed", "requested", "paused"] {
+        b.save_snapshot(&mut at_task(id, "a")).await.unwrap();
+    }
+    b.send_event("queued", "go", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    b.claim_task("running", &tid("a"), "w1", Some(chrono::Duration::hours(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    b.claim_task("lapsed", &tid("a"), "w2", Some(chrono::Duration::zero()))
+        .await
+        .unwrap()
+        .unwrap();
+    for id in ["requested", "paused"] {
+        b.store_signal(
+            id,
+            SignalKind::Pause,
+            SignalRequest::new(Some("deploy".into()), Some("ops".into())),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(b.check_and_pause("paused").await.unwrap());
+    let mut done = at_task("done", "a");
+    b.save_snapshot(&mut done).await.unwrap();
+    done.mark_completed(Bytes::from_static(b"42"));
+    b.save_snapshot(&mut done).await.unwrap();
+    let mut nap = at_task("napping", "a");
+    nap.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut nap).await.unwrap();
+}
+
+/// The instance ids [`populate`] creates, in `list` order.
+pub const POPULATED: [&str; 7] = [
+    "done",
+    "lapsed",
+    "napping",
+    "paused",
+    "queued",
+    "requested",
+    "running",
+];
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Digest {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    digest: String,
+}
+
+/// Every table of schema `sayiir` (migrations' bookkeeping included) with
+/// its row count and a digest of its rows: equal fingerprints, nothing
+/// written.
+pub async fn fingerprint(url: &str) -> Vec<(String, String)> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = diesel_async::AsyncPgConnection::establish(url)
+        .await
+        .unwrap();
+    let tables: Vec<Name> = diesel::sql_query(
+        "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = 'sayiir' ORDER BY 1",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert!(tables.len() > 3, "schema sayiir is migrated");
+    let mut out = Vec::new();
+    for Name { name } in tables {
+        let d: Digest = diesel::sql_query(format!(
+            "SELECT count(*)::text || ' rows, md5 ' || \
+                    md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest \
+             FROM sayiir.\"{name}\" t"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        out.push((name, d.digest));
+    }
+    out
+}
+
+/// `v` without the keys ending in `_ms` (ages, measured at each run).
+pub fn without_ages(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.ends_with("_ms"))
+                .map(|(k, v)| (k.clone(), without_ages(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_ages).collect()),
+        other => other.clone(),
+    }
 }
