@@ -62,6 +62,9 @@ pub struct Args {
     pub only: Option<&'static str>,
     /// `--scale`: the scale figures instead of the workloads.
     pub scale: Option<ScaleArgs>,
+    /// `--replication`: synchronous vs asynchronous streaming replication
+    /// (see replication.rs) instead of the workloads.
+    pub replication: bool,
 }
 
 /// Flags of `--scale`.
@@ -142,6 +145,9 @@ usage: cargo run --release --example bench -- [flags]
                     round 1 (default 8, 0 = none)
   --only NAME       run one backend only: diesel | postgres
 
+  --replication     our backend on a primary with a streaming standby,
+                    synchronous vs asynchronous replication, alternating
+                    (see replication.rs; needs pg_basebackup)
   --scale           scale figures instead of the workloads (see scale.rs):
                     finder latency as finished and queued workflows pile
                     up, finder and maintenance next to parked workflows,
@@ -183,6 +189,7 @@ impl Args {
             top: 8,
             only: None,
             scale: None,
+            replication: false,
         };
         let mut scale = ScaleArgs::default();
         let mut it = argv.into_iter();
@@ -190,6 +197,10 @@ impl Args {
             if flag == "-h" || flag == "--help" {
                 println!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--replication" {
+                a.replication = true;
+                continue;
             }
             if flag == "--scale" {
                 a.scale = Some(ScaleArgs::default());

@@ -18,6 +18,7 @@
 mod args;
 mod plans;
 mod procstat;
+mod replication;
 mod report;
 mod run;
 mod scale;
@@ -52,6 +53,9 @@ async fn main() {
 
 async fn bench() -> Result<(), Error> {
     let args = Args::parse()?;
+    if args.replication {
+        return replication::replication(&args).await;
+    }
     let mut server = Server::open(args.scale.is_some()).await?;
     let ticks = procstat::clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
