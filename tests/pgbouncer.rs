@@ -5,16 +5,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sayiir_core::context::WorkflowContext;
-use sayiir_core::workflow::WorkflowBuilder;
 use sayiir_diesel::Error;
 use sayiir_diesel_testkit::{PgBouncer, PgServer, PoolMode, pgbouncer_bin};
-use sayiir_runtime::WorkflowClient;
-use sayiir_runtime::serialization::JsonCodec;
 
 /// A PgBouncer in `mode` in front of the shared test server, or `None`
 /// (test skipped) when there is no binary or `DATABASE_URL` names the
@@ -55,34 +50,10 @@ async fn workflows_run_through_pgbouncer_in_session_mode() {
         .build()
         .await
         .unwrap();
-    let ctx = WorkflowContext::new("pgbouncer", Arc::new(JsonCodec), Arc::new(()));
-    let wf = Arc::new(
-        WorkflowBuilder::new(ctx)
-            .then("a", |x: u64| async move { Ok(x + 1) })
-            .then("b", |x: u64| async move { Ok(x * 2) })
-            .build()
-            .unwrap(),
-    );
-    let client = WorkflowClient::new(b.clone());
     // Polls every 100 ms; wakeups (through PgBouncer's LISTEN session) make
     // the run faster, and are counted.
-    let ws = spawn_workers(&b, &wf, 2, 4);
-    for i in 0..20u64 {
-        client.submit(&*wf, &format!("pgb-{i}"), i).await.unwrap();
-    }
-    for i in 0..20u64 {
-        wait_status(
-            &client,
-            &format!("pgb-{i}"),
-            Duration::from_secs(30),
-            completed,
-        )
-        .await;
-    }
+    run_two_step(&b, "pgb", 20).await;
     assert!(b.metrics().wakeups_delivered > 0, "{:?}", b.metrics());
-    for w in ws {
-        w.shutdown();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,22 +6,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::*;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use sayiir_core::context::WorkflowContext;
-use sayiir_core::workflow::WorkflowBuilder;
 use sayiir_diesel::models::Workflow;
 use sayiir_diesel::schema::sayiir::{history, workflows};
 use sayiir_diesel::{Status, reports};
 use sayiir_diesel_testkit::{PgServer, with_database};
 use sayiir_persistence::{BackendError, SnapshotStore};
-use sayiir_runtime::WorkflowClient;
-use sayiir_runtime::serialization::JsonCodec;
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -70,31 +65,7 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
 
     // The owner migrates and runs workflows.
     let b = Backend::connect(&app_url).await.unwrap();
-    let ctx = WorkflowContext::new("least-privilege", Arc::new(JsonCodec), Arc::new(()));
-    let wf = Arc::new(
-        WorkflowBuilder::new(ctx)
-            .then("a", |x: u64| async move { Ok(x + 1) })
-            .then("b", |x: u64| async move { Ok(x * 2) })
-            .build()
-            .unwrap(),
-    );
-    let client = WorkflowClient::new(b.clone());
-    let ws = spawn_workers(&b, &wf, 2, 4);
-    for i in 0..5u64 {
-        client.submit(&*wf, &format!("lp-{i}"), i).await.unwrap();
-    }
-    for i in 0..5u64 {
-        wait_status(
-            &client,
-            &format!("lp-{i}"),
-            Duration::from_secs(30),
-            completed,
-        )
-        .await;
-    }
-    for w in ws {
-        w.shutdown();
-    }
+    run_two_step(&b, "lp", 5).await;
 
     // The owner grants the reader what the README lists.
     let mut owner = AsyncPgConnection::establish(&app_url).await.unwrap();
@@ -170,7 +141,7 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
             .is_err()
     );
 
-    drop((b, rb, r, owner, client));
+    drop((b, rb, r, owner));
     su.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
         .await
         .unwrap();

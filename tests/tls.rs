@@ -15,12 +15,8 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use sayiir_core::context::WorkflowContext;
-use sayiir_core::workflow::WorkflowBuilder;
 use sayiir_diesel::pool::{ConnectFn, PgPool};
 use sayiir_diesel_testkit::PgServer;
-use sayiir_runtime::WorkflowClient;
-use sayiir_runtime::serialization::JsonCodec;
 
 /// A CA and a server certificate for 127.0.0.1 it signed (PEM): (ca, cert, key).
 fn certificates() -> (String, String, String) {
@@ -137,37 +133,6 @@ async fn sessions(conn: &mut AsyncPgConnection) -> Sessions {
     .unwrap()
 }
 
-async fn run_workflows(b: &Backend, prefix: &str) {
-    let ctx = WorkflowContext::new("tls", Arc::new(JsonCodec), Arc::new(()));
-    let wf = Arc::new(
-        WorkflowBuilder::new(ctx)
-            .then("a", |x: u64| async move { Ok(x + 1) })
-            .then("b", |x: u64| async move { Ok(x * 2) })
-            .build()
-            .unwrap(),
-    );
-    let client = WorkflowClient::new(b.clone());
-    let ws = spawn_workers(b, &wf, 2, 4);
-    for i in 0..10u64 {
-        client
-            .submit(&*wf, &format!("{prefix}-{i}"), i)
-            .await
-            .unwrap();
-    }
-    for i in 0..10u64 {
-        wait_status(
-            &client,
-            &format!("{prefix}-{i}"),
-            Duration::from_secs(30),
-            completed,
-        )
-        .await;
-    }
-    for w in ws {
-        w.shutdown();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_backend_runs_over_tls() {
     if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
@@ -188,7 +153,7 @@ async fn the_whole_backend_runs_over_tls() {
         .build()
         .await
         .unwrap();
-    run_workflows(&b, "builder").await;
+    run_two_step(&b, "builder", 10).await;
     let mut check = connect(&url).await.unwrap();
     let ssl: Ssl = diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         .get_result(&mut check)
@@ -214,7 +179,7 @@ async fn the_whole_backend_runs_over_tls() {
         .build()
         .await
         .unwrap();
-    run_workflows(&b, "pool").await;
+    run_two_step(&b, "pool", 10).await;
     let s = sessions(&mut check).await;
     assert_eq!(s.plain, 0);
     assert!(s.listeners >= 1);

@@ -163,3 +163,44 @@ pub fn spawn_workers(
         })
         .collect()
 }
+
+/// Runs `n` two-step workflows (`a`: x + 1, `b`: · 2) named `{prefix}-{i}`
+/// on two PooledWorkers of `b`, waits until every one is Completed with
+/// output (i + 1) · 2, and stops the workers.
+pub async fn run_two_step(b: &Backend, prefix: &str, n: u64) {
+    use std::sync::Arc;
+    let ctx =
+        sayiir_core::context::WorkflowContext::new("two-step", Arc::new(JsonCodec), Arc::new(()));
+    let wf = Arc::new(
+        sayiir_core::workflow::WorkflowBuilder::new(ctx)
+            .then("a", |x: u64| async move { Ok(x + 1) })
+            .then("b", |x: u64| async move { Ok(x * 2) })
+            .build()
+            .unwrap(),
+    );
+    let client = sayiir_runtime::WorkflowClient::new(b.clone());
+    let ws = spawn_workers(b, &wf, 2, 4);
+    for i in 0..n {
+        client
+            .submit(&*wf, &format!("{prefix}-{i}"), i)
+            .await
+            .unwrap();
+    }
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        wait_status(&client, &id, std::time::Duration::from_secs(30), completed).await;
+        let out = sayiir_persistence::SnapshotStore::load_snapshot(b, &id)
+            .await
+            .unwrap()
+            .final_output_bytes()
+            .unwrap();
+        assert_eq!(
+            out,
+            bytes::Bytes::from(serde_json::to_vec(&((i + 1) * 2)).unwrap()),
+            "{id}"
+        );
+    }
+    for w in ws {
+        w.shutdown();
+    }
+}
