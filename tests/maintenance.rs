@@ -273,3 +273,31 @@ async fn a_burst_of_due_delays_is_advanced_pass_after_pass() {
         .unwrap();
     assert_eq!(parked, 0, "all 150 moved on in {:?}", started.elapsed());
 }
+
+/// Found by the chaos soak: a worker claims, dies (its claim expires), and
+/// a cancel is then applied by maintenance. The workflow is Cancelled and
+/// the dead claim row goes with it instead of staying until deletion.
+#[tokio::test]
+async fn a_cancel_applied_by_maintenance_drops_the_dead_claim() {
+    let db = test_db().await;
+    let b = quick(&db, true).await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task("wf", &tid("a"), "dead", Some(chrono::Duration::zero()))
+        .await
+        .unwrap()
+        .unwrap();
+    b.store_signal("wf", SignalKind::Cancel, request("stop", "ops"))
+        .await
+        .unwrap();
+    let found = poll_after_grace(&b).await;
+    assert!(found.is_empty(), "{found:?}");
+    let status = b.load_snapshot("wf").await.unwrap();
+    assert!(status.state.is_cancelled(), "{:?}", status.state);
+    let mut conn = raw_conn(&db).await;
+    let claims: i64 = sayiir_diesel::schema::sayiir::claims::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(claims, 0, "the dead claim row is gone");
+}

@@ -167,9 +167,11 @@ where
             };
             self.inner.metrics.count_advanced();
             let blob = self.encode_stripped(&mut snapshot)?;
-            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true))
-                .await
-                .map(drop)
+            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true)).await?;
+            if !matches!(snapshot.state, WorkflowSnapshotState::InProgress { .. }) {
+                drop_expired_claim(conn, instance_id).await?;
+            }
+            Ok(())
         })
         .await
     }
@@ -192,6 +194,9 @@ where
                 let blob = self.encode_stripped(snapshot)?;
                 write_snapshot(conn, snapshot, self.write_opts(blob, &[], false)).await?;
                 delete_signal(conn, &instance_id, kind).await?;
+                if kind == SignalKind::Cancel {
+                    drop_expired_claim(conn, &instance_id).await?;
+                }
                 self.inner.metrics.count_advanced();
                 tracing::info!(
                     instance_id,
@@ -364,6 +369,22 @@ fn is_queued(snapshot: &WorkflowSnapshot) -> bool {
             ..
         }
     )
+}
+
+/// Deletes the claim row of a workflow maintenance just finished (cancelled,
+/// or completed after its last delay). Called under the workflow row lock
+/// after [`live_claim`] said no claim is live, so the row is an expired
+/// one whose holder died or could not release; nothing will release it,
+/// and only a live claim matters to a finished workflow.
+async fn drop_expired_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
+    diesel::delete(
+        claims::table
+            .filter(claims::instance_id.eq(instance_id))
+            .filter(claims::expires_at.le(diesel::dsl::now)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn live_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
