@@ -10,11 +10,14 @@ soak: a chaos soak of sayiir-diesel under PooledWorker processes
   --minutes N     run length before the drain (default 2; fractions allowed)
   --processes P   worker processes (default 3)
   --seed S        seed of every random choice (default: random, printed)
-  --rate R        workflows submitted per second (default 4)
+  --rate R        workflows submitted per second (default 3)
+  --burst B       workflows submitted at once every 15-25 s (default 30)
   --dir PATH      where the logs go (default: a new directory under /tmp)
+  --no-faults     no fault at all (a baseline; any repeat is then a violation)
   --corrupt KIND  break something on purpose, to prove a check fails:
                   drop-event, double-event, wrong-output, end-loop,
-                  leak-claim, fake-repeat
+                  leak-claim (the exactly-once check: build with the
+                  hidden feature break-claim-check and run --no-faults)
 ";
 
 #[derive(Debug, Clone, Default)]
@@ -23,8 +26,10 @@ pub struct Args {
     pub processes: usize,
     pub seed: Option<u64>,
     pub rate: f64,
+    pub burst: usize,
     pub dir: Option<PathBuf>,
     pub corrupt: Option<String>,
+    pub no_faults: bool,
     /// Worker mode: this process's index.
     pub worker: Option<usize>,
     pub url: Option<String>,
@@ -36,7 +41,8 @@ impl Args {
         let mut a = Args {
             minutes: 2.0,
             processes: 3,
-            rate: 4.0,
+            rate: 3.0,
+            burst: 30,
             ..Args::default()
         };
         let mut it = std::env::args().skip(1);
@@ -45,12 +51,17 @@ impl Args {
                 print!("{HELP}");
                 std::process::exit(0);
             }
+            if flag == "--no-faults" {
+                a.no_faults = true;
+                continue;
+            }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
                 "--minutes" => a.minutes = value.parse()?,
                 "--processes" => a.processes = value.parse()?,
                 "--seed" => a.seed = Some(value.parse()?),
                 "--rate" => a.rate = value.parse()?,
+                "--burst" => a.burst = value.parse()?,
                 "--dir" => a.dir = Some(value.into()),
                 "--corrupt" => a.corrupt = Some(value),
                 "--worker" => a.worker = Some(value.parse()?),
@@ -69,7 +80,6 @@ impl Args {
                 "wrong-output",
                 "end-loop",
                 "leak-claim",
-                "fake-repeat",
             ]
             .contains(&c.as_str())
         {

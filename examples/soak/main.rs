@@ -124,10 +124,12 @@ async fn drive(args: Args) -> Result<bool, Error> {
             .ok_or("cannot resolve the server")?
     };
     println!(
-        "soak: seed {seed}, {} min, {} worker processes, {} workflows/s, logs in {}",
+        "soak: seed {seed}, {} min, {} worker processes, {} workflows/s plus bursts of {} \
+         every 15-25 s, logs in {}",
         args.minutes,
         args.processes,
         args.rate,
+        args.burst,
         dir.display()
     );
     if let Some(c) = &args.corrupt {
@@ -159,7 +161,10 @@ async fn drive(args: Args) -> Result<bool, Error> {
     let run_secs = args.minutes * 60.0;
     let t0 = tokio::time::Instant::now();
     let start_ms = now_ms();
-    let plan = faults::schedule(&mut rng, 8.0_f64.min(run_secs / 4.0), run_secs - 3.0);
+    let mut plan = faults::schedule(&mut rng, 8.0_f64.min(run_secs / 4.0), run_secs - 3.0);
+    if args.no_faults {
+        plan.clear();
+    }
     println!(
         "faults planned: {}",
         plan.iter()
@@ -181,11 +186,20 @@ async fn drive(args: Args) -> Result<bool, Error> {
     let tick = Duration::from_millis(100);
     let mut owed = 0.0;
     let mut last_report = t0;
+    let mut next_burst = t0 + Duration::from_secs(5);
     while tokio::time::Instant::now() < end {
         owed += args.rate * tick.as_secs_f64();
         while owed >= 1.0 {
             driver.submit().await;
             owed -= 1.0;
+        }
+        // Bursts build a backlog: workers then take full batches, whose
+        // late entries are stale by the time they are claimed.
+        if tokio::time::Instant::now() >= next_burst {
+            for _ in 0..args.burst {
+                driver.submit().await;
+            }
+            next_burst += Duration::from_secs_f64(rng.random_range(15.0..25.0));
         }
         if rng.random_bool(0.04) {
             driver.act().await;

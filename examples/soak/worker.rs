@@ -29,8 +29,17 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
     let _ = WRONG_OUTPUT.set(args.corrupt.as_deref() == Some("wrong-output"));
     // The server may be restarting or the link cut: keep trying a while.
     let deadline = Instant::now() + Duration::from_secs(60);
+    // Odd processes run without finder steering (offer lease 0): workers'
+    // batches then overlap, and only the claim keeps a stale entry from
+    // running a step twice.
+    let lease = if index % 2 == 1 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
     let backend = loop {
         match Backend::builder(&url)
+            .offer_lease(lease)
             .max_connections(6)
             .acquire_timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(3))
