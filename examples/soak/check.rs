@@ -206,21 +206,30 @@ pub async fn check(run: &Run<'_>) -> Vec<String> {
                     t.id
                 ));
             }
-            for j in (want as usize)..r.len() {
-                // `want` >= 1, so there is an earlier run.
-                match attribute(run.faults, r[j - 1], r[j]) {
-                    Some(f) => *repeats.entry(f.kind.name()).or_default() += 1,
-                    None => {
-                        *repeats.entry("unattributed").or_default() += 1;
-                        bad.push(format!(
-                            "{}: step {task} ran again with no fault around (runs at {:?})",
-                            t.id,
-                            r.iter()
-                                .map(|x| (x.ms.saturating_sub(run.start_ms), x.process))
-                                .collect::<Vec<_>>()
-                        ));
-                    }
-                }
+            // A repeat is one more run than wanted; put each down to a
+            // fault whose window the gap between two consecutive runs
+            // touches (for a loop body, the re-run iteration is not
+            // necessarily the last run).
+            let extra = r.len().saturating_sub(want as usize);
+            let mut causes: Vec<&'static str> = r
+                .windows(2)
+                .filter_map(|p| attribute(run.faults, p[0], p[1]).map(|f| f.kind.name()))
+                .take(extra)
+                .collect();
+            let unexplained = extra - causes.len();
+            if unexplained > 0 {
+                bad.push(format!(
+                    "{}: step {task} ran {unexplained} more time(s) with no fault around \
+                     (runs at [(ms into the run, process)]: {:?})",
+                    t.id,
+                    r.iter()
+                        .map(|x| (x.ms.saturating_sub(run.start_ms), x.process))
+                        .collect::<Vec<_>>()
+                ));
+                causes.extend(std::iter::repeat_n("unattributed", unexplained));
+            }
+            for c in causes {
+                *repeats.entry(c).or_default() += 1;
             }
         }
     }
@@ -235,8 +244,24 @@ pub async fn check(run: &Run<'_>) -> Vec<String> {
     };
     let claims = count(&mut conn, "SELECT count(*) AS n FROM sayiir.claims").await;
     if claims != 0 {
+        let detail: Vec<Named> = diesel::sql_query(
+            "SELECT c.instance_id || ' (' || w.status || ', held by ' || c.worker_id \
+                    || ', claimed ' || c.claimed_at::text || ', expires ' \
+                    || coalesce(c.expires_at::text, 'never') || ', workflow updated ' \
+                    || w.updated_at::text || ')' AS id, 0::int8 AS n \
+             FROM sayiir.claims AS c JOIN sayiir.workflows AS w USING (instance_id) \
+             ORDER BY 1 LIMIT 10",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap_or_default();
         bad.push(format!(
-            "{claims} claim row(s) left after every worker stopped"
+            "{claims} claim row(s) left after every worker stopped: {}",
+            detail
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     let queue = count(
