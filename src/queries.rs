@@ -173,7 +173,12 @@ pub(crate) const POP_EVENT: &str = include_str!("sql/pop_event.sql");
 
 /// Takes a claim when the workflow is at that task, its output is not
 /// recorded and no live claim exists; the workflow row is locked first.
+#[cfg(not(feature = "break-claim-check"))]
 pub(crate) const CLAIM_TASK: &str = include_str!("sql/claim_task.sql");
+/// Broken on purpose, for proving the soak's exactly-once check (see
+/// `examples/soak`): no recorded-output or revision check.
+#[cfg(feature = "break-claim-check")]
+pub(crate) const CLAIM_TASK: &str = include_str!("sql/broken/claim_task_unchecked.sql");
 
 /// Deletes the caller's claim and wakes workers when the instance is runnable.
 pub(crate) const RELEASE_CLAIM: &str = include_str!("sql/release_claim.sql");

@@ -15,7 +15,10 @@
 //! * [`PgServer::start_with`] starts a server of its own with extra
 //!   `-c name=value` settings (e.g. `shared_preload_libraries=pg_stat_statements`
 //!   for a benchmark); [`PgServer::postmaster_pid`] and [`PgServer::data_dir`]
-//!   tell where it runs.
+//!   tell where it runs, and [`PgServer::restart`] restarts it (fast
+//!   shutdown, same port).
+//! * [`Proxy`] is a loopback TCP proxy that can hold or cut a client's
+//!   traffic (partitions and resets in fault tests).
 //!
 //! Failures are loud: a server that cannot start is an error naming what
 //! was tried, never a silently skipped test.
@@ -23,8 +26,8 @@
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,8 +35,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 /// Errors from starting a server or creating databases.
 mod pgbouncer;
+pub mod proxy;
 mod replica;
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
+pub use proxy::Proxy;
 pub use replica::ReplicatedPair;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -42,13 +47,21 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub struct PgServer {
     /// URL of the maintenance database (`postgres`, or the one in `DATABASE_URL`).
     admin_url: String,
-    /// Keeps the supervisor's stdin open; closing it stops the server.
-    _supervisor: Option<Mutex<(Child, ChildStdin)>>,
+    /// Keeps the supervisor's stdin open (closing it stops the server); its
+    /// stdout answers a restart.
+    supervisor: Option<Mutex<Supervisor>>,
     templates: Mutex<Vec<String>>,
-    /// Pid of the throwaway server's postmaster.
-    postmaster_pid: Option<u32>,
+    /// Pid of the throwaway server's postmaster (0: none); a restart changes it.
+    postmaster_pid: AtomicU32,
     /// The throwaway cluster's data directory.
     data_dir: Option<PathBuf>,
+}
+
+/// The supervisor process and its pipes.
+struct Supervisor {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
 }
 
 /// The supervisor: initdb, start postgres, report readiness, then stop and
@@ -64,18 +77,32 @@ cleanup() { rm -rf "$DIR"; }
 trap cleanup EXIT
 "$BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
-"$BIN/postgres" -D "$DIR/data" -k "$DIR" -h 127.0.0.1 -p "$PORT" \
-  -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-  -c max_connections=300 -c shared_buffers=128MB "$@" >"$DIR/server.log" 2>&1 &
-PG=$!
-i=0
-until "$ISREADY" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
-  i=$((i+1))
-  if [ "$i" -gt 300 ] || ! kill -0 "$PG" 2>/dev/null; then cat "$DIR/server.log" >&2; exit 1; fi
-  sleep 0.1
+start_pg() {
+  "$BIN/postgres" -D "$DIR/data" -k "$DIR" -h 127.0.0.1 -p "$PORT" \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c max_connections=300 -c shared_buffers=128MB "$@" >>"$DIR/server.log" 2>&1 &
+  PG=$!
+  i=0
+  until "$ISREADY" -q -h 127.0.0.1 -p "$PORT" -d postgres; do
+    i=$((i+1))
+    if [ "$i" -gt 300 ] || ! kill -0 "$PG" 2>/dev/null; then cat "$DIR/server.log" >&2; exit 1; fi
+    sleep 0.1
+  done
+  echo "ready $PG $DIR"
+}
+start_pg "$@"
+# One command per line until stdin closes: "restart" stops the server the
+# way `pg_ctl stop -m fast` does (SIGINT: active sessions are terminated)
+# and starts it again on the same port and data directory.
+while read -r cmd; do
+  case "$cmd" in
+    restart)
+      kill -INT "$PG" 2>/dev/null || true
+      wait "$PG" 2>/dev/null || true
+      start_pg "$@"
+      ;;
+  esac
 done
-echo "ready $PG $DIR"
-cat >/dev/null || true
 kill -INT "$PG" 2>/dev/null || true
 wait "$PG" 2>/dev/null || true
 "#;
@@ -116,9 +143,9 @@ impl PgServer {
         {
             return Ok(PgServer {
                 admin_url: url,
-                _supervisor: None,
+                supervisor: None,
                 templates: Mutex::new(Vec::new()),
-                postmaster_pid: None,
+                postmaster_pid: AtomicU32::new(0),
                 data_dir: None,
             });
         }
@@ -151,8 +178,9 @@ impl PgServer {
             .map_err(|e| format!("cannot start the PostgreSQL supervisor: {e}"))?;
         let stdin = child.stdin.take().ok_or("supervisor has no stdin")?;
         let stdout = child.stdout.take().ok_or("supervisor has no stdout")?;
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         let Some((pid, dir)) = line
             .trim_end()
             .strip_prefix("ready ")
@@ -169,11 +197,15 @@ impl PgServer {
             )
             .into());
         };
-        let postmaster_pid = pid.parse().ok();
+        let postmaster_pid = AtomicU32::new(pid.parse().unwrap_or(0));
         let data_dir = Some(Path::new(dir).join("data"));
         Ok(PgServer {
             admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            _supervisor: Some(Mutex::new((child, stdin))),
+            supervisor: Some(Mutex::new(Supervisor {
+                _child: child,
+                stdin,
+                stdout,
+            })),
             templates: Mutex::new(Vec::new()),
             postmaster_pid,
             data_dir,
@@ -183,7 +215,40 @@ impl PgServer {
     /// Pid of the throwaway server's postmaster (`None` for `DATABASE_URL`).
     #[must_use]
     pub fn postmaster_pid(&self) -> Option<u32> {
-        self.postmaster_pid
+        match self.postmaster_pid.load(Ordering::SeqCst) {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+
+    /// Restarts the throwaway server as `pg_ctl restart -m fast` would:
+    /// a fast shutdown (every session is terminated, open transactions
+    /// roll back), then a start on the same port and data directory.
+    /// Returns once it accepts connections again (the supervisor gives up
+    /// after about 30 s, which is then an error).
+    ///
+    /// # Errors
+    /// With `DATABASE_URL` (not our server), or when the server does not
+    /// come back.
+    pub fn restart(&self) -> Result<(), Error> {
+        use std::io::Write;
+        let sup = self
+            .supervisor
+            .as_ref()
+            .ok_or("cannot restart: the server is DATABASE_URL's")?;
+        let mut sup = sup.lock().map_err(|e| e.to_string())?;
+        sup.stdin.write_all(b"restart\n")?;
+        sup.stdin.flush()?;
+        let mut line = String::new();
+        sup.stdout.read_line(&mut line)?;
+        let pid = line
+            .trim_end()
+            .strip_prefix("ready ")
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .ok_or("the restarted server did not come up (see its server.log)")?;
+        self.postmaster_pid.store(pid, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Data directory of the throwaway server (`None` for `DATABASE_URL`).
@@ -477,7 +542,27 @@ fn find_bin_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{PgServer, with_database};
+
+    #[test]
+    fn a_throwaway_server_restarts_on_its_port() {
+        use diesel_async::{AsyncConnection, AsyncPgConnection};
+        if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+            return; // not ours to restart
+        }
+        let pg = PgServer::start().unwrap();
+        let before = pg.postmaster_pid();
+        pg.restart().unwrap();
+        assert!(pg.postmaster_pid().is_some());
+        assert_ne!(before, pg.postmaster_pid(), "a new postmaster");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            AsyncPgConnection::establish(pg.admin_url()).await.unwrap();
+        });
+    }
 
     #[test]
     fn replaces_database_name() {
