@@ -135,10 +135,31 @@ pub(crate) async fn check_sessions(
     }
 }
 
+/// A failure that can only come from a transaction pooler: a statement
+/// prepared on the session was gone at its next message (connection set-up
+/// included: diesel-async prepares statements while establishing).
+fn lost_statement(what: &'static str, e: Error) -> Error {
+    let text = e.to_string();
+    if text.contains("prepared statement") && text.contains("does not exist") {
+        Error::TransactionPooler {
+            what,
+            evidence: format!("a session lost its prepared statement: {text}"),
+        }
+    } else {
+        e
+    }
+}
+
 /// Checks that `pool` writes, and two of its connections at once (skipped
 /// when the pool holds fewer than two). A connection the check leaves in an unknown state is
 /// taken out of the pool rather than returned to it.
 pub(crate) async fn check_pool(pool: &crate::pool::PgPool, limit: Duration) -> Result<()> {
+    check_pool_inner(pool, limit)
+        .await
+        .map_err(|e| lost_statement("the pool", e))
+}
+
+async fn check_pool_inner(pool: &crate::pool::PgPool, limit: Duration) -> Result<()> {
     let mut a = pool.get().await?;
     check_writable("the pool", &mut a).await?;
     if pool.status().max_size < 2 {
@@ -156,6 +177,16 @@ pub(crate) async fn check_pool(pool: &crate::pool::PgPool, limit: Duration) -> R
 /// Checks that `url` (the listener's) writes, and two connections opened
 /// by `connect` to it.
 pub(crate) async fn check_url(
+    connect: &crate::pool::ConnectFn,
+    url: &str,
+    limit: Duration,
+) -> Result<()> {
+    check_url_inner(connect, url, limit)
+        .await
+        .map_err(|e| lost_statement("the builder's URL", e))
+}
+
+async fn check_url_inner(
     connect: &crate::pool::ConnectFn,
     url: &str,
     limit: Duration,
