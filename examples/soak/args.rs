@@ -16,7 +16,7 @@ soak: a chaos soak of sayiir-diesel under PooledWorker processes
   --no-faults     no fault at all (a baseline; any repeat is then a violation)
   --corrupt KIND  break something on purpose, to prove a check fails:
                   drop-event, double-event, wrong-output, end-loop,
-                  leak-claim (the exactly-once check: build with the
+                  leak-claim, keep-events (the exactly-once check: build with the
                   hidden feature break-claim-check and run --no-faults)
 ";
 
@@ -80,6 +80,7 @@ impl Args {
                 "wrong-output",
                 "end-loop",
                 "leak-claim",
+                "keep-events",
             ]
             .contains(&c.as_str())
         {

@@ -2,6 +2,7 @@
 //! figures. Every violated invariant is one line of the returned list.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
@@ -26,6 +27,54 @@ pub struct Run<'a> {
     pub start_ms: u64,
     pub end_ms: u64,
     pub stop_trouble: &'a [String],
+    /// What [`orphan_events`] found while the workers still ran.
+    pub orphan_events: &'a [String],
+}
+
+/// Buffered events of finished instances that the workers' pruners should
+/// have removed by now: eligible (older than the retention, instance
+/// finished) for longer than two pruning periods and a margin for a fault
+/// in progress. Run while the workers still run.
+pub async fn orphan_events(db_url: &str) -> Vec<String> {
+    use crate::worker::{EVENT_RETENTION, PRUNE_EVERY};
+    #[derive(QueryableByName)]
+    struct Late {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        instance_id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        late_s: f64,
+    }
+    let overdue = (PRUNE_EVERY * 2 + Duration::from_secs(8)).as_secs_f64();
+    let sql = format!(
+        "SELECT e.instance_id, w.status, \
+                extract(epoch FROM now() - greatest(e.sent_at + interval '{} seconds', \
+                    coalesce(w.finished_at, w.updated_at)))::float8 AS late_s \
+         FROM sayiir.events AS e JOIN sayiir.workflows AS w USING (instance_id) \
+         WHERE w.status IN ('Completed', 'Failed', 'Cancelled') \
+           AND greatest(e.sent_at + interval '{} seconds', coalesce(w.finished_at, w.updated_at)) \
+               < now() - interval '{overdue} seconds' \
+         ORDER BY 3 DESC LIMIT 10",
+        EVENT_RETENTION.as_secs(),
+        EVENT_RETENTION.as_secs(),
+    );
+    let mut conn = match AsyncPgConnection::establish(db_url).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("cannot connect for the orphan-event check: {e}")],
+    };
+    match diesel::sql_query(sql).load::<Late>(&mut conn).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "{}: {} with a buffered event the pruner should have removed {:.0} s ago",
+                    r.instance_id, r.status, r.late_s
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("orphan-event check failed: {e}")],
+    }
 }
 
 /// One run of a task body (from the logs).
@@ -234,6 +283,7 @@ pub async fn check(run: &Run<'_>) -> Vec<String> {
         }
     }
 
+    bad.extend(run.orphan_events.iter().cloned());
     // Orphans, from the database (every worker has stopped).
     let mut conn = match AsyncPgConnection::establish(run.db_url).await {
         Ok(c) => c,

@@ -13,7 +13,7 @@ use sayiir_diesel_testkit::PgServer;
 
 use crate::fleet::Fleet;
 use crate::tasklog::now_ms;
-use crate::worker::{CLAIM_TTL, STATEMENT_TIMEOUT};
+use crate::worker::{ACQUIRE_TIMEOUT, CLAIM_TTL, EXHAUST_HOLD, STATEMENT_TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -31,10 +31,12 @@ pub enum Kind {
     Restart,
     /// `sayiir.tasks` locked longer than the workers' statement timeout.
     Lock,
+    /// A worker process's pool held empty past the acquire timeout.
+    Exhaust,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Terminate,
         Kind::Blackhole,
         Kind::Reset,
@@ -42,6 +44,7 @@ impl Kind {
         Kind::Stop,
         Kind::Restart,
         Kind::Lock,
+        Kind::Exhaust,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Stop => "sigstop",
             Kind::Restart => "restart",
             Kind::Lock => "stmt-timeout",
+            Kind::Exhaust => "pool-exhaust",
         }
     }
 
@@ -60,7 +64,7 @@ impl Kind {
     pub fn targets_process(self) -> bool {
         matches!(
             self,
-            Kind::Blackhole | Kind::Reset | Kind::Kill | Kind::Stop
+            Kind::Blackhole | Kind::Reset | Kind::Kill | Kind::Stop | Kind::Exhaust
         )
     }
 }
@@ -77,7 +81,7 @@ pub struct Record {
 /// `count` faults between `from` and `until` seconds into the run: every
 /// kind once per round, in a shuffled order, evenly spaced with jitter.
 pub fn schedule(rng: &mut StdRng, from: f64, until: f64) -> Vec<(f64, Kind)> {
-    let count = ((until - from) / 12.0).floor().max(7.0) as usize;
+    let count = ((until - from) / 12.0).floor().max(Kind::ALL.len() as f64) as usize;
     let gap = (until - from) / count as f64;
     let mut kinds = Vec::new();
     while kinds.len() < count {
@@ -187,6 +191,18 @@ impl Injector {
                 tokio::time::sleep(longer_than_ttl).await;
                 self.fleet.lock().await.signal(p, libc::SIGCONT);
                 Ok(format!("stopped {:.1} s", longer_than_ttl.as_secs_f64()))
+            }
+            Kind::Exhaust => {
+                let p = process.unwrap_or(0);
+                self.fleet.lock().await.signal(p, libc::SIGUSR1);
+                // The worker holds its pool for EXHAUST_HOLD; the window
+                // ends when it lets go.
+                tokio::time::sleep(EXHAUST_HOLD + Duration::from_millis(200)).await;
+                Ok(format!(
+                    "pool held {:.1} s (acquire timeout {:.1} s)",
+                    EXHAUST_HOLD.as_secs_f64(),
+                    ACQUIRE_TIMEOUT.as_secs_f64()
+                ))
             }
             Kind::Restart => {
                 let server = Arc::clone(&self.server);

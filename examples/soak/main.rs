@@ -230,6 +230,8 @@ async fn drive(args: Args) -> Result<bool, Error> {
     }
     fleet.lock().await.sample_minute();
     fleet.lock().await.sample_end();
+    // Before the workers (and their pruners) stop.
+    let orphan_events = check::orphan_events(&db_url).await;
     let stop_trouble = fleet.lock().await.stop_all();
 
     if args.corrupt.as_deref() == Some("leak-claim") {
@@ -258,6 +260,7 @@ async fn drive(args: Args) -> Result<bool, Error> {
         start_ms,
         end_ms,
         stop_trouble: &stop_trouble,
+        orphan_events: &orphan_events,
     };
     let bad = check::check(&run).await;
     println!(

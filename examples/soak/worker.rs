@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sayiir_core::registry::TaskRegistry;
+use sayiir_diesel::retention::RetentionPolicy;
 use sayiir_runtime::PooledWorker;
 
 use crate::args::Args;
@@ -21,6 +22,18 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(3);
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Each worker process's recovery grace (above the claim TTL).
 pub const RECOVERY_GRACE: Duration = Duration::from_secs(8);
+/// Each worker process's pool size and acquire timeout.
+pub const MAX_CONNECTIONS: usize = 6;
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a worker holds every pooled connection on SIGUSR1 (the
+/// pool-exhaustion fault): longer than the acquire timeout and the claim
+/// TTL, so store calls time out and claims lapse meanwhile.
+pub const EXHAUST_HOLD: Duration = Duration::from_secs(5);
+/// The background pruner each worker runs: buffered events of finished
+/// instances are removed once older than this...
+pub const EVENT_RETENTION: Duration = Duration::from_secs(10);
+/// ...checked this often.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
     let url = args.url.clone().ok_or("--worker needs --url")?;
@@ -37,15 +50,27 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
     } else {
         Duration::from_secs(2)
     };
+    // `--corrupt keep-events`: the pruner never removes an event (the
+    // orphan-event check must then fail). `double-event` keeps them too:
+    // the duplicate left on a Completed workflow is its evidence.
+    let retention = if matches!(
+        args.corrupt.as_deref(),
+        Some("keep-events" | "double-event")
+    ) {
+        RetentionPolicy::default()
+    } else {
+        RetentionPolicy::default().orphan_events_older_than(EVENT_RETENTION)
+    };
     let backend = loop {
         match Backend::builder(&url)
             .offer_lease(lease)
-            .max_connections(6)
-            .acquire_timeout(Duration::from_secs(3))
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_timeout(Duration::from_secs(3))
             .statement_timeout(STATEMENT_TIMEOUT)
             .recovery_grace(RECOVERY_GRACE)
             .run_migrations(false)
+            .retention(retention.clone(), PRUNE_EVERY)
             .build()
             .await
         {
@@ -83,6 +108,7 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
         handles.push(h);
     }
     tasklog::up(index);
+    tokio::spawn(exhaust_on_sigusr1(backend.clone(), index));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // `--corrupt end-loop`: the first loop of process 0 is stopped early
     // without telling the monitor (a loop that ends on its own).
@@ -108,4 +134,38 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
     )
     .await;
     Ok(())
+}
+
+/// The pool-exhaustion fault, from inside: on each SIGUSR1, take every
+/// connection of the backend's pool (as application code sharing the pool
+/// might) and hold them for [`EXHAUST_HOLD`]; store calls meanwhile wait
+/// the acquire timeout and fail.
+async fn exhaust_on_sigusr1(backend: Backend, index: usize) {
+    let Ok(mut usr1) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    else {
+        eprintln!("worker {index}: cannot listen for SIGUSR1");
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        let pool = backend.pool().clone();
+        let until = tokio::time::Instant::now() + EXHAUST_HOLD;
+        let mut held = Vec::new();
+        while held.len() < MAX_CONNECTIONS && tokio::time::Instant::now() < until {
+            match tokio::time::timeout_at(until, pool.get()).await {
+                Ok(Ok(conn)) => held.push(conn),
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => break,
+            }
+        }
+        let status = pool.status();
+        tokio::time::sleep_until(until).await;
+        eprintln!(
+            "worker {index}: held {} of {MAX_CONNECTIONS} pooled connections for {:.1} s \
+             (callers waiting at the end: {})",
+            held.len(),
+            EXHAUST_HOLD.as_secs_f64(),
+            pool.status().waiting.max(status.waiting),
+        );
+        drop(held);
+    }
 }
