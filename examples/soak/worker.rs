@@ -141,7 +141,8 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
 /// might) and hold them for [`EXHAUST_HOLD`]; store calls meanwhile wait
 /// the acquire timeout and fail.
 async fn exhaust_on_sigusr1(backend: Backend, index: usize) {
-    let Ok(mut usr1) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    let Ok(mut usr1) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
     else {
         eprintln!("worker {index}: cannot listen for SIGUSR1");
         return;
