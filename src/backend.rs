@@ -10,9 +10,9 @@ use diesel_async::pooled_connection::deadpool::Object;
 use sayiir_core::codec::SnapshotCodec;
 
 use crate::config::Config;
+use crate::dispatch::MAINTENANCE_EVERY;
 use crate::error::{Error, Result};
 use crate::pool::{self, ConnectFn, PgPool};
-use crate::store::MAINTENANCE_EVERY;
 use crate::telemetry::{self, Counters, WakeupCounters};
 use crate::wakeup::Wakeup;
 
@@ -38,7 +38,7 @@ pub(crate) struct Inner<C> {
     pub(crate) metrics: Counters,
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
     /// The workflow revision each finder answer was read at.
-    pub(crate) seen: crate::store::SeenRevisions,
+    pub(crate) seen: crate::dispatch::SeenRevisions,
     /// The background pruner, when [`Builder::retention`] set one; dropping
     /// it stops the task.
     _pruner: Option<crate::retention::Pruner>,
@@ -170,7 +170,7 @@ where
                 wakeup,
                 metrics: Counters::default(),
                 wakeup_counters,
-                seen: crate::store::SeenRevisions::default(),
+                seen: crate::dispatch::SeenRevisions::default(),
                 _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),

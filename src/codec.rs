@@ -16,3 +16,9 @@ pub(crate) fn encode<C: SnapshotCodec>(codec: &C, snapshot: &WorkflowSnapshot) -
 pub(crate) fn decode<C: SnapshotCodec>(codec: &C, blob: &[u8]) -> Result<WorkflowSnapshot> {
     decode_framed(codec, blob).map_err(|e| Error::Codec(e.to_string()))
 }
+
+/// Parses a stored 32-byte task id.
+pub(crate) fn task_id(bytes: &[u8]) -> Result<sayiir_core::TaskId> {
+    sayiir_core::TaskId::from_slice(bytes)
+        .map_err(|e| Error::Corrupt(format!("stored task id of {} bytes: {e}", bytes.len())))
+}

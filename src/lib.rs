@@ -39,16 +39,19 @@ mod backend;
 pub mod boot_check;
 mod codec;
 pub mod config;
+mod dispatch;
 mod error;
 pub mod kinds;
 pub mod migrations;
 pub mod models;
+mod persist;
 pub mod pool;
 mod queries;
 pub mod reports;
 pub mod retention;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
+mod snapshots;
 mod store;
 pub mod telemetry;
 pub mod wakeup;
@@ -57,13 +60,13 @@ pub use backend::{Builder, DieselBackend, Metrics};
 
 /// The finder's statement, for plan tests (`EXPLAIN`); not a stable API.
 #[doc(hidden)]
-pub const FINDER_SQL: &str = queries::FIND_TASKS;
+pub const FINDER_SQL: &str = models::tasks::FIND;
 /// Maintenance's scan for due rows, for plan tests; not a stable API.
 #[doc(hidden)]
-pub const MAINTENANCE_SQL: &str = queries::DUE_WORK;
+pub const MAINTENANCE_SQL: &str = models::tasks::DUE_WORK;
 /// Maintenance's queue sample for metrics, for plan tests; not a stable API.
 #[doc(hidden)]
-pub const QUEUE_SAMPLE_SQL: &str = queries::QUEUE_SAMPLE;
+pub const QUEUE_SAMPLE_SQL: &str = models::tasks::SAMPLE;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kinds::{QueuedPosition, Status};

@@ -1,6 +1,7 @@
-//! Statements the Diesel DSL cannot express (data-modifying CTEs, lateral
-//! aggregates, recursive walks). Each lives in a `.sql` file under
-//! `src/sql/`, numbered `$1…$n`, and runs through [`Raw`], which binds typed
+//! Running the statements the Diesel DSL cannot express (data-modifying
+//! CTEs, lateral aggregates, recursive walks). Each is one whole statement
+//! in a `.sql` file beside the model of the table it acts on
+//! (`src/models/<table>/`), numbered `$1…$n`, and runs through [`Raw`], which binds typed
 //! values and, unlike `sql_query`, is safe to cache: the statement is
 //! prepared once per connection, so each call is one round trip. A `$`
 //! inside a `--` comment or a `'…'` literal is not a placeholder.
@@ -159,52 +160,10 @@ impl Query for Raw<'_> {
     type SqlType = Untyped;
 }
 
-/// Upserts a workflow row with the terminal guard and, in the same
-/// statement, its outputs, history, queue row and wakeup notification.
-pub(crate) const WRITE_SNAPSHOT: &str = include_str!("sql/write_snapshot.sql");
-
-/// Loads a workflow's blob with the outputs of its members, in one statement
-/// (one consistent read).
-pub(crate) const LOAD_SNAPSHOT: &str = include_str!("sql/load_snapshot.sql");
-
-/// Removes and returns the oldest buffered event of (instance, name); a head
-/// locked by a concurrent consumer is skipped, so none is handed out twice.
-pub(crate) const POP_EVENT: &str = include_str!("sql/pop_event.sql");
-
-/// Takes a claim when the workflow is at that task, its output is not
-/// recorded and no live claim exists; the workflow row is locked first.
-#[cfg(not(feature = "break-claim-check"))]
-pub(crate) const CLAIM_TASK: &str = include_str!("sql/claim_task.sql");
-/// Broken on purpose, for proving the soak's exactly-once check (see
-/// `examples/soak`): no recorded-output or revision check.
-#[cfg(feature = "break-claim-check")]
-pub(crate) const CLAIM_TASK: &str = include_str!("sql/broken/claim_task_unchecked.sql");
-
-/// Deletes the caller's claim and wakes workers when the instance is runnable.
-pub(crate) const RELEASE_CLAIM: &str = include_str!("sql/release_claim.sql");
-
-/// Pushes the caller's claim expiry forward.
-pub(crate) const EXTEND_CLAIM: &str = include_str!("sql/extend_claim.sql");
-
-/// Every dispatch rule decided on the queue row before `LIMIT`, one index
-/// walk per priority level, ordered by worker bias, aged priority and age;
-/// the picks are offered to the polling worker and hydrated.
-pub(crate) const FIND_TASKS: &str = include_str!("sql/find_tasks.sql");
-
-/// The same rules for one hinted (instance, task).
-pub(crate) const FIND_HINTED: &str = include_str!("sql/find_hinted.sql");
-
-/// Parks that are due (delay expired, event buffered, signal timed out) and
-/// rows left at a completed task past the recovery grace period.
-pub(crate) const DUE_WORK: &str = include_str!("sql/due_work.sql");
-
-/// For metrics: how many tasks are claimable now (up to a cap) and how long
-/// the oldest of them has waited; read through the runnable index.
-pub(crate) const QUEUE_SAMPLE: &str = include_str!("sql/queue_sample.sql");
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{claims, events, tasks, workflows};
 
     /// Placeholders of a statement, numbered 1..=n without gaps; a `$`
     /// outside comments and literals that is no placeholder fails.
@@ -229,42 +188,19 @@ mod tests {
         assert!(pieces("SELECT $x").contains(&Piece::Bad));
     }
 
-    /// The dispatchable rule is written between markers in the finders and
-    /// the queue sample; every copy must be the same text.
-    #[test]
-    fn the_finders_share_one_dispatchable_rule() {
-        fn rules(sql: &str) -> Vec<String> {
-            sql.split("-- dispatchable:begin")
-                .skip(1)
-                .map(|rest| {
-                    let body = rest.split("-- dispatchable:end").next().unwrap();
-                    body.lines().map(str::trim).collect::<Vec<_>>().join("\n")
-                })
-                .collect()
-        }
-        let all: Vec<String> = rules(FIND_TASKS)
-            .into_iter()
-            .chain(rules(FIND_HINTED))
-            .chain(rules(QUEUE_SAMPLE))
-            .collect();
-        assert_eq!(all.len(), 5);
-        assert!(all.iter().all(|r| r == &all[0]), "{all:#?}");
-        assert!(all[0].contains("claimed_until"));
-    }
-
     #[test]
     fn every_statement_numbers_its_placeholders_without_gaps() {
         for (name, sql, expected) in [
-            ("WRITE_SNAPSHOT", WRITE_SNAPSHOT, 31),
-            ("LOAD_SNAPSHOT", LOAD_SNAPSHOT, 1),
-            ("POP_EVENT", POP_EVENT, 2),
-            ("CLAIM_TASK", CLAIM_TASK, 5),
-            ("RELEASE_CLAIM", RELEASE_CLAIM, 3),
-            ("EXTEND_CLAIM", EXTEND_CLAIM, 4),
-            ("FIND_TASKS", FIND_TASKS, 5),
-            ("FIND_HINTED", FIND_HINTED, 2),
-            ("DUE_WORK", DUE_WORK, 2),
-            ("QUEUE_SAMPLE", QUEUE_SAMPLE, 1),
+            ("workflows::WRITE", workflows::WRITE, 31),
+            ("workflows::LOAD", workflows::LOAD, 1),
+            ("events::POP_OLDEST", events::POP_OLDEST, 2),
+            ("claims::CLAIM", claims::CLAIM, 5),
+            ("claims::RELEASE", claims::RELEASE, 3),
+            ("claims::EXTEND", claims::EXTEND, 4),
+            ("tasks::FIND", tasks::FIND, 5),
+            ("tasks::FIND_HINTED", tasks::FIND_HINTED, 2),
+            ("tasks::DUE_WORK", tasks::DUE_WORK, 2),
+            ("tasks::SAMPLE", tasks::SAMPLE, 1),
         ] {
             assert_eq!(
                 placeholders(sql),

@@ -27,46 +27,28 @@
 //! at once.
 //!
 //! [`MAINTENANCE_EVERY`]: super::MAINTENANCE_EVERY
+//! [`MAINTENANCE_BATCH`]: MAINTENANCE_BATCH
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::{
     ExecutionPosition, SignalKind, WorkflowSnapshot, WorkflowSnapshotState,
 };
 
-use super::event::{pop_event, resume_at_signal};
-use super::signal::{applies_here, apply_request, delete_signal, read_signal, to_request};
-use super::write::write_snapshot;
 use crate::DieselBackend;
 use crate::error::{Error, Result};
 use crate::kinds::Status;
-use crate::queries::{DUE_WORK, QUEUE_SAMPLE, Raw};
-use crate::schema::sayiir::{claims, history, task_outputs, tasks, workflows};
+use crate::models::{claims, events, history, signals, task_outputs, tasks, workflows};
+use crate::persist::Persist;
+use crate::snapshots::{applies_here, apply_request, is_queued, resume_at_signal};
 
 /// Rows advanced per maintenance pass, at most.
 const MAINTENANCE_BATCH: i64 = 64;
 /// History rows inspected to find a recovered task's input.
 const HISTORY_LOOKBACK: i64 = 8;
-
-#[derive(diesel::QueryableByName)]
-struct DueRow {
-    #[diesel(sql_type = Text)]
-    instance_id: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct QueueSample {
-    #[diesel(sql_type = BigInt)]
-    depth: i64,
-    #[diesel(sql_type = Double)]
-    oldest_age_secs: f64,
-}
 
 impl<C> DieselBackend<C>
 where
@@ -74,16 +56,12 @@ where
 {
     /// Advances due parks and recovers rows stuck at a completed task.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub(super) async fn maintain(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+    pub(crate) async fn maintain(&self, conn: &mut AsyncPgConnection) -> Result<()> {
         let grace = self.inner.recovery_grace.as_secs_f64() * 1000.0;
-        let due: Vec<DueRow> = Raw::new(DUE_WORK)
-            .bind::<Double, _>(grace)
-            .bind::<BigInt, _>(MAINTENANCE_BATCH)
-            .load(conn)
-            .await?;
+        let due = tasks::due(conn, grace, MAINTENANCE_BATCH).await?;
         let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= MAINTENANCE_BATCH;
-        for row in due {
-            self.maintain_row(conn, &row.instance_id).await?;
+        for instance_id in due {
+            self.maintain_row(conn, &instance_id).await?;
         }
         if full {
             self.inner.maintenance_again();
@@ -96,7 +74,7 @@ where
     /// Moves one queue row on if it is due (see [`Self::advance`]),
     /// removes it if its workflow no longer belongs in the queue, and sets
     /// it aside if it cannot be decoded.
-    pub(super) async fn maintain_row(
+    pub(crate) async fn maintain_row(
         &self,
         conn: &mut AsyncPgConnection,
         instance_id: &str,
@@ -124,40 +102,22 @@ where
     #[tracing::instrument(level = "debug", skip(self, conn))]
     async fn advance(&self, conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
         conn.transaction(async |conn| {
-            let locked: Option<LockedRow> = workflows::table
-                .find(instance_id)
-                .select((
-                    workflows::status,
-                    workflows::snapshot,
-                    workflows::trace_parent,
-                    sql::<Timestamptz>("now()"),
-                ))
-                .for_no_key_update()
-                .skip_locked()
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some((status, blob, trace_parent, now)) = locked else {
+            let Some((locked, now)) = workflows::lock_unless_busy(conn, instance_id).await? else {
                 return Ok(());
             };
             // `claim_task` takes the same row lock, so no claim appears
             // while we hold it: a worker that holds the instance decides.
-            if live_claim(conn, instance_id).await? {
+            if claims::is_live(conn, instance_id).await? {
                 return Ok(());
             }
-            let snapshot = if status == Status::InProgress {
-                let mut s = crate::codec::decode(&self.inner.codec, &blob)?;
-                s.trace_parent = trace_parent;
-                Some(s)
+            let snapshot = if locked.status == Status::InProgress {
+                Some(locked.decode(&self.inner.codec)?)
             } else {
                 None
             };
             let Some(mut snapshot) = snapshot.filter(is_queued) else {
                 // A queue row a concurrent write left behind.
-                diesel::delete(tasks::table.find(instance_id))
-                    .execute(conn)
-                    .await?;
-                return Ok(());
+                return tasks::delete(conn, instance_id).await;
             };
             if self.apply_pending_request(conn, &mut snapshot).await? {
                 return Ok(());
@@ -166,10 +126,10 @@ where
                 return Ok(());
             };
             self.inner.metrics.count_advanced();
-            let blob = self.encode_stripped(&mut snapshot)?;
-            write_snapshot(conn, &snapshot, self.write_opts(blob, &outputs, true)).await?;
+            self.persist(conn, &mut snapshot, &outputs, Persist::Notify)
+                .await?;
             if !matches!(snapshot.state, WorkflowSnapshotState::InProgress { .. }) {
-                drop_expired_claim(conn, instance_id).await?;
+                claims::delete_expired(conn, instance_id).await?;
             }
             Ok(())
         })
@@ -188,14 +148,13 @@ where
             if !applies_here(snapshot, kind) {
                 continue;
             }
-            if let Some(fields) = read_signal(conn, &instance_id, kind).await? {
+            if let Some(signal) = signals::find(conn, &instance_id, kind).await? {
                 let at = snapshot.current_task_id();
-                apply_request(snapshot, kind, to_request(fields), at);
-                let blob = self.encode_stripped(snapshot)?;
-                write_snapshot(conn, snapshot, self.write_opts(blob, &[], false)).await?;
-                delete_signal(conn, &instance_id, kind).await?;
+                apply_request(snapshot, kind, signal.into_request(), at);
+                self.persist(conn, snapshot, &[], Persist::Quiet).await?;
+                signals::delete(conn, &instance_id, kind).await?;
                 if kind == SignalKind::Cancel {
-                    drop_expired_claim(conn, &instance_id).await?;
+                    claims::delete_expired(conn, &instance_id).await?;
                 }
                 self.inner.metrics.count_advanced();
                 tracing::info!(
@@ -237,7 +196,9 @@ where
                 } else {
                     // Outputs are stripped in the blob: read the stored one.
                     let out = if completed_tasks.contains_key(&delay_id) {
-                        stored_output(conn, &instance_id, delay_id).await?
+                        task_outputs::find(conn, &instance_id, delay_id)
+                            .await?
+                            .map(Bytes::from)
                     } else {
                         None
                     };
@@ -249,7 +210,7 @@ where
                 signal_name,
                 wake_at,
                 ..
-            } => match pop_event(conn, &instance_id, &signal_name).await? {
+            } => match events::pop_oldest(conn, &instance_id, &signal_name).await? {
                 Some(payload) => Ok(Some(resume_at_signal(snapshot, Bytes::from(payload)))),
                 None if wake_at.is_some_and(|w| w <= now) => {
                     Ok(Some(resume_at_signal(snapshot, Bytes::new())))
@@ -258,10 +219,7 @@ where
                     // No event for this wait after all (another name, or
                     // consumed): stop looking until the next park. Under
                     // the workflow lock, so a new event finds the park.
-                    diesel::update(tasks::table.find(&instance_id))
-                        .set(tasks::event_waiting.eq(false))
-                        .execute(conn)
-                        .await?;
+                    tasks::stop_event_wait(conn, &instance_id).await?;
                     Ok(None)
                 }
             },
@@ -305,15 +263,11 @@ where
         instance_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let (queued_at, released_at, claimed_until): (
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        ) = tasks::table
-            .find(instance_id)
-            .select((tasks::queued_at, tasks::released_at, tasks::claimed_until))
-            .first(conn)
-            .await?;
+        let tasks::Activity {
+            queued_at,
+            released_at,
+            claimed_until,
+        } = tasks::activity(conn, instance_id).await?;
         let grace =
             chrono::Duration::from_std(self.inner.recovery_grace).unwrap_or(chrono::Duration::MAX);
         let quiet = now.signed_duration_since(queued_at) >= grace;
@@ -329,13 +283,8 @@ where
         instance_id: &str,
         task_id: TaskId,
     ) -> Result<Option<Option<TaskId>>> {
-        let (from, known): (Option<Vec<u8>>, bool) = tasks::table
-            .find(instance_id)
-            .select((tasks::input_from, tasks::input_known))
-            .first(conn)
-            .await?;
-        if known {
-            return Ok(Some(from.as_deref().map(super::task_id).transpose()?));
+        if let Some(from) = tasks::input_from(conn, instance_id).await? {
+            return Ok(Some(from));
         }
         input_before(conn, &self.inner.codec, instance_id, task_id).await
     }
@@ -344,75 +293,10 @@ where
 /// Samples the dispatch queue into the queue metrics (one statement). A
 /// failure is logged and skipped: metrics never fail a finder.
 async fn sample_queue(conn: &mut AsyncPgConnection) {
-    let sample: QueryResult<QueueSample> = Raw::new(QUEUE_SAMPLE)
-        .bind::<BigInt, _>(crate::telemetry::QUEUE_DEPTH_CAP)
-        .get_result(conn)
-        .await;
-    match sample {
+    match tasks::sample(conn, crate::telemetry::QUEUE_DEPTH_CAP).await {
         Ok(s) => crate::telemetry::queue_sample(s.depth, s.oldest_age_secs),
         Err(e) => tracing::warn!(error = %e, "could not sample the dispatch queue for metrics"),
     }
-}
-
-/// Status, blob, trace parent and the database's `now()`, read under lock.
-type LockedRow = (Status, Vec<u8>, Option<String>, DateTime<Utc>);
-
-/// Whether the snapshot belongs in the dispatch queue (InProgress at a task,
-/// a delay or a signal).
-fn is_queued(snapshot: &WorkflowSnapshot) -> bool {
-    matches!(
-        &snapshot.state,
-        WorkflowSnapshotState::InProgress {
-            position: ExecutionPosition::AtTask { .. }
-                | ExecutionPosition::AtDelay { .. }
-                | ExecutionPosition::AtSignal { .. },
-            ..
-        }
-    )
-}
-
-/// Deletes the claim row of a workflow maintenance just finished (cancelled,
-/// or completed after its last delay). Called under the workflow row lock
-/// after [`live_claim`] said no claim is live, so the row is an expired
-/// one whose holder died or could not release; nothing will release it,
-/// and only a live claim matters to a finished workflow.
-async fn drop_expired_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
-    diesel::delete(
-        claims::table
-            .filter(claims::instance_id.eq(instance_id))
-            .filter(claims::expires_at.le(diesel::dsl::now)),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn live_claim(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
-    let live: i64 = claims::table
-        .filter(claims::instance_id.eq(instance_id))
-        .filter(
-            claims::expires_at
-                .is_null()
-                .or(claims::expires_at.gt(diesel::dsl::now)),
-        )
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok(live > 0)
-}
-
-async fn stored_output(
-    conn: &mut AsyncPgConnection,
-    instance_id: &str,
-    task_id: TaskId,
-) -> Result<Option<Bytes>> {
-    Ok(task_outputs::table
-        .find((instance_id, task_id.as_bytes().to_vec()))
-        .select(task_outputs::output)
-        .first::<Vec<u8>>(conn)
-        .await
-        .optional()?
-        .map(Bytes::from))
 }
 
 /// The `last_completed_task_id` of the latest earlier snapshot at
@@ -424,14 +308,7 @@ async fn input_before<C: SnapshotCodec>(
     instance_id: &str,
     task_id: TaskId,
 ) -> Result<Option<Option<TaskId>>> {
-    let blobs: Vec<Vec<u8>> = history::table
-        .filter(history::instance_id.eq(instance_id))
-        .filter(history::current_task_id.eq(task_id.as_bytes().to_vec()))
-        .order(history::revision.desc())
-        .select(history::snapshot)
-        .limit(HISTORY_LOOKBACK)
-        .load(conn)
-        .await?;
+    let blobs = history::snapshots_at_task(conn, instance_id, task_id, HISTORY_LOOKBACK).await?;
     for blob in blobs {
         // An old entry this codec cannot read tells nothing; try the next.
         let Ok(earlier) = crate::codec::decode(codec, &blob) else {

@@ -3,7 +3,7 @@ WITH wf AS (
     -- either waits for that save and sees the recorded output, or lands
     -- before it while the owner's claim is still live.
     -- $5, when set, is the revision the claimer's copy was read at (see
-    -- src/store/seen.rs): a copy the workflow has moved past since is
+    -- src/dispatch/seen.rs): a copy the workflow has moved past since is
     -- stale, even where position and membership match again (a loop body's
     -- next iteration).
     SELECT instance_id,

@@ -1,4 +1,4 @@
--- A deliberately broken copy of ../claim_task.sql, compiled in only with
+-- A deliberately broken copy of claim.sql, compiled in only with
 -- the hidden feature `break-claim-check`: the soak (examples/soak) must
 -- catch the repeated steps it lets through. Never enable it otherwise.
 WITH wf AS (
@@ -6,7 +6,7 @@ WITH wf AS (
     -- either waits for that save and sees the recorded output, or lands
     -- before it while the owner's claim is still live.
     -- $5, when set, is the revision the claimer's copy was read at (see
-    -- src/store/seen.rs): a copy the workflow has moved past since is
+    -- src/dispatch/seen.rs): a copy the workflow has moved past since is
     -- stale, even where position and membership match again (a loop body's
     -- next iteration).
     SELECT instance_id,

@@ -1,5 +1,5 @@
 -- find_hinted_task: the hinted instance $1 at task $2 with its hydrated
--- snapshot, when the finder's rules (find_tasks.sql) would offer it.
+-- snapshot, when the finder's rules (find.sql) would offer it.
 SELECT w.instance_id,
        w.revision,
        w.snapshot,

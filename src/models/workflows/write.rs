@@ -1,6 +1,6 @@
 //! The one statement every snapshot write goes through.
 //!
-//! [`write_snapshot`] derives every column from the snapshot itself, so the
+//! [`write`] derives every column from the snapshot itself, so the
 //! workflow row, the dispatch queue row (`sayiir.tasks`), the outputs, the
 //! history entry and the wakeup can never disagree. It is a single
 //! statement (data-modifying CTEs), hence atomic and **one round trip**:
@@ -24,7 +24,11 @@ use sayiir_persistence::TaskWakeupHint;
 
 use crate::error::{Result, check_key, check_text};
 use crate::kinds::QueuedPosition;
-use crate::queries::{Raw, WRITE_SNAPSHOT};
+use crate::queries::Raw;
+
+/// Upserts the workflow with its outputs, history entry, queue row and
+/// wakeup: one statement (data-modifying CTEs).
+pub(crate) const WRITE: &str = include_str!("write.sql");
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger hints
 /// are sent empty (a wakeup without a hint).
@@ -167,7 +171,7 @@ fn timestamp(secs: u64) -> DateTime<Utc> {
 }
 
 /// Every value the write statement binds, named, in the order its
-/// placeholders first appear in `write_snapshot.sql` ($1 … $31).
+/// placeholders first appear in `write.sql` ($1 … $31).
 #[derive(Debug, PartialEq)]
 #[allow(
     clippy::struct_excessive_bools,
@@ -265,7 +269,7 @@ pub(crate) fn write_params<'a>(
         signal_name: q.and_then(|q| q.signal_name.clone()),
         wake_at: q.and_then(|q| q.wake_at),
         completed: q.is_some_and(|q| q.completed),
-        input_ready: super::task_input(snapshot).is_some(),
+        input_ready: crate::snapshots::task_input(snapshot).is_some(),
         priority: i16::from(snapshot.current_task_priority()),
         tags: snapshot.task_tags.clone(),
         retry_at: q.and_then(|q| q.retry_at),
@@ -280,7 +284,7 @@ pub(crate) fn write_params<'a>(
 impl<'a> WriteParams<'a> {
     /// The statement with every value bound, in placeholder order.
     fn statement(self) -> Raw<'a> {
-        Raw::new(WRITE_SNAPSHOT)
+        Raw::new(WRITE)
             .bind::<Text, _>(self.instance_id)
             .bind::<Bytea, _>(self.definition_hash)
             .bind::<Text, _>(self.status)
@@ -318,7 +322,7 @@ impl<'a> WriteParams<'a> {
 /// Runs the write. Returns `false` when the guard refused it (the stored row
 /// is Completed, Failed or Cancelled, or Paused and the write would make it
 /// InProgress without `leave_paused`): then nothing was written.
-pub(crate) async fn write_snapshot(
+pub(crate) async fn write(
     conn: &mut AsyncPgConnection,
     snapshot: &WorkflowSnapshot,
     write: Write<'_>,
@@ -331,32 +335,6 @@ pub(crate) async fn write_snapshot(
     Ok(row.written > 0)
 }
 
-impl<C> crate::DieselBackend<C>
-where
-    C: sayiir_core::codec::SnapshotCodec + Send + Sync + 'static,
-{
-    pub(crate) fn write_opts<'a>(
-        &self,
-        blob: Vec<u8>,
-        outputs: &'a [(TaskId, bytes::Bytes)],
-        notify: bool,
-    ) -> Write<'a> {
-        Write {
-            blob,
-            outputs,
-            may_notify: notify,
-            keep_history: self.inner.keep_history,
-            leave_paused: false,
-        }
-    }
-
-    /// Encodes a snapshot whose outputs are already stripped or absent.
-    pub(crate) fn encode_stripped(&self, snapshot: &mut WorkflowSnapshot) -> Result<Vec<u8>> {
-        snapshot.strip_task_outputs();
-        crate::codec::encode(&self.inner.codec, snapshot)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -364,7 +342,7 @@ mod tests {
 
     use super::*;
 
-    fn write(outputs: &[(TaskId, Bytes)], may_notify: bool) -> Write<'_> {
+    fn opts(outputs: &[(TaskId, Bytes)], may_notify: bool) -> Write<'_> {
         Write {
             blob: b"blob".to_vec(),
             outputs,
@@ -389,7 +367,7 @@ mod tests {
     #[test]
     fn a_runnable_task_is_queued_and_announced() {
         let s = at_task("a");
-        let p = write_params(&s, write(&[], true));
+        let p = write_params(&s, opts(&[], true));
         assert!(p.queued && p.input_ready && !p.completed && !p.finished);
         assert_eq!(p.queue_kind, Some(QueuedPosition::AtTask));
         assert_eq!(p.queue_task_id, Some(id_bytes(TaskId::from("a"))));
@@ -397,7 +375,7 @@ mod tests {
         assert!(p.hint.is_some());
         assert_eq!(p.notify, p.hint);
         // The same state saved quietly keeps the hint but sends nothing.
-        let quiet = write_params(&s, write(&[], false));
+        let quiet = write_params(&s, opts(&[], false));
         assert!(quiet.hint.is_some() && quiet.notify.is_none());
     }
 
@@ -407,7 +385,7 @@ mod tests {
         let out = Bytes::from_static(b"out");
         s.mark_task_completed(TaskId::from("a"), out.clone());
         let outputs = [(TaskId::from("a"), out)];
-        let p = write_params(&s, write(&outputs, true));
+        let p = write_params(&s, opts(&outputs, true));
         assert!(p.queued && p.completed);
         assert_eq!(p.hint, None);
         assert_eq!(p.notify, None);
@@ -426,7 +404,7 @@ mod tests {
             wake_at: wake,
             next_task_id: Some(TaskId::from("b")),
         });
-        let p = write_params(&s, write(&[], true));
+        let p = write_params(&s, opts(&[], true));
         assert_eq!(p.queue_kind, Some(QueuedPosition::AtDelay));
         assert_eq!(p.wake_at, Some(wake));
         assert_eq!(p.park_id, Some(id_bytes(TaskId::from("d"))));
@@ -439,7 +417,7 @@ mod tests {
         let mut s = at_task("a");
         s.mark_task_completed(TaskId::from("a"), Bytes::from_static(b"out"));
         s.mark_completed(Bytes::from_static(b"final"));
-        let p = write_params(&s, write(&[], true));
+        let p = write_params(&s, opts(&[], true));
         assert!(p.finished && p.freeze && !p.queued);
         assert_eq!(p.queue_kind, None);
         assert!(p.members.is_empty(), "only the finishing write's outputs");
@@ -450,7 +428,7 @@ mod tests {
     fn placeholders_appear_in_text_order_and_all_are_bound() {
         use diesel::query_builder::{QueryBuilder, QueryFragment};
         let mut first_seen: Vec<usize> = Vec::new();
-        for piece in WRITE_SNAPSHOT.split('$').skip(1) {
+        for piece in WRITE.split('$').skip(1) {
             let n: usize = piece
                 .chars()
                 .take_while(char::is_ascii_digit)
@@ -465,7 +443,7 @@ mod tests {
         // Rendering fails when the values bound and the placeholders differ.
         let s = at_task("a");
         let mut qb = diesel::pg::PgQueryBuilder::new();
-        write_params(&s, write(&[], true))
+        write_params(&s, opts(&[], true))
             .statement()
             .to_sql(&mut qb, &diesel::pg::Pg)
             .unwrap();

@@ -1,0 +1,11 @@
+//! Handing tasks to workers: the finder behind `find_available_tasks` and
+//! `find_hinted_task`, its periodic maintenance (due parks, pending
+//! requests nobody applies, crash recovery), and the memo of the workflow
+//! revision each answer was read at, which `claim_task` checks.
+
+mod finder;
+mod maintenance;
+mod seen;
+
+pub(crate) use finder::{MAINTENANCE_EVERY, Poll, retry_transient};
+pub(crate) use seen::SeenRevisions;

@@ -1,0 +1,197 @@
+//! `sayiir.claims`: at most one claim per instance, the worker running its
+//! current task. A claim is **live** while `expires_at` is null (never
+//! expires) or in the future; an expired row is dead weight any claimer may
+//! replace. The queue row mirrors the expiry in `tasks.claimed_until` so
+//! the finder never reads this table.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use sayiir_core::TaskId;
+
+use crate::error::Result;
+use crate::queries::Raw;
+use crate::schema::sayiir::claims;
+
+/// Takes the claim: one statement that locks the workflow row, checks the
+/// task is still runnable, and inserts or replaces an expired claim.
+#[cfg(not(feature = "break-claim-check"))]
+pub(crate) const CLAIM: &str = include_str!("claims/claim.sql");
+/// The claim statement without its recorded-output and revision checks:
+/// only for the soak's proof that it catches repeated steps.
+#[cfg(feature = "break-claim-check")]
+pub(crate) const CLAIM: &str = include_str!("claims/claim_unchecked.sql");
+/// Deletes the worker's claim and backs a stalled task off.
+pub(crate) const RELEASE: &str = include_str!("claims/release.sql");
+/// Moves the worker's claim's expiry on.
+pub(crate) const EXTEND: &str = include_str!("claims/extend.sql");
+
+/// A task claim (`sayiir.claims`); `expires_at` `None` never expires.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = claims, check_for_backend(diesel::pg::Pg))]
+pub struct Claim {
+    /// Instance id (one live claim per instance).
+    pub instance_id: String,
+    /// Claimed task id.
+    pub task_id: Vec<u8>,
+    /// Worker holding it.
+    pub worker_id: String,
+    /// Server time of the claim.
+    pub claimed_at: DateTime<Utc>,
+    /// Server time it expires at.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What [`claim`] found and did.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ClaimOutcome {
+    /// The workflow exists.
+    #[diesel(sql_type = Bool)]
+    pub found: bool,
+    /// The workflow is at that task and may be claimed (a refusal then
+    /// means another live claim holds it).
+    #[diesel(sql_type = Bool)]
+    pub runnable: bool,
+    /// An expired claim was on record (a claim taken replaced it).
+    #[diesel(sql_type = Bool)]
+    pub expired_claim: bool,
+    /// Epoch seconds of the claim taken, `None` when refused.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub claimed_at: Option<i64>,
+    /// Epoch seconds it expires at (`None`: never, or refused).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub expires_at: Option<i64>,
+}
+
+/// What [`release`] and [`extend`] matched.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ClaimChange {
+    /// Claims of this worker on this task changed (0 or 1).
+    #[diesel(sql_type = BigInt)]
+    pub matched: i64,
+    /// Wakeups the statement issued (`release` only).
+    #[diesel(sql_type = BigInt)]
+    pub woke: i64,
+    /// The worker holding the instance's claim after the statement.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner: Option<String>,
+}
+
+/// Claims `task_id` of the instance for `worker_id`, for `ttl_ms`
+/// milliseconds (`None`: never expires), in one statement. Refused (no
+/// `claimed_at`) when the workflow is not InProgress at that task, the
+/// task's output is already recorded, `seen_revision` is set and the
+/// workflow has moved past it, or another live claim holds the instance.
+pub(crate) async fn claim(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    task_id: TaskId,
+    worker_id: &str,
+    ttl_ms: Option<i64>,
+    seen_revision: Option<i64>,
+) -> Result<ClaimOutcome> {
+    Ok(Raw::new(CLAIM)
+        .bind::<Text, _>(instance_id)
+        .bind::<Bytea, _>(task_id.as_bytes().as_slice())
+        .bind::<Text, _>(worker_id)
+        .bind::<Nullable<BigInt>, _>(ttl_ms)
+        .bind::<Nullable<BigInt>, _>(seen_revision)
+        .get_result(conn)
+        .await?)
+}
+
+/// Deletes the worker's claim on the task; when nothing was saved since the
+/// claim, backs the task off and marks the worker so another is preferred;
+/// wakes a worker when the task is runnable. One statement.
+pub(crate) async fn release(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    task_id: TaskId,
+    worker_id: &str,
+) -> Result<ClaimChange> {
+    Ok(Raw::new(RELEASE)
+        .bind::<Text, _>(instance_id)
+        .bind::<Bytea, _>(task_id.as_bytes().as_slice())
+        .bind::<Text, _>(worker_id)
+        .get_result(conn)
+        .await?)
+}
+
+/// Adds `additional_ms` to the worker's claim's expiry (a claim that never
+/// expires stays so). One statement.
+pub(crate) async fn extend(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    task_id: TaskId,
+    worker_id: &str,
+    additional_ms: i64,
+) -> Result<ClaimChange> {
+    Ok(Raw::new(EXTEND)
+        .bind::<Text, _>(instance_id)
+        .bind::<Bytea, _>(task_id.as_bytes().as_slice())
+        .bind::<Text, _>(worker_id)
+        .bind::<BigInt, _>(additional_ms)
+        .get_result(conn)
+        .await?)
+}
+
+/// Whether a live claim holds the instance.
+pub(crate) async fn is_live(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
+    let live: i64 = claims::table
+        .filter(claims::instance_id.eq(instance_id))
+        .filter(
+            claims::expires_at
+                .is_null()
+                .or(claims::expires_at.gt(diesel::dsl::now)),
+        )
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(live > 0)
+}
+
+/// Deletes the instance's claim if it has expired. Maintenance calls it
+/// under the workflow row lock when it finishes a workflow whose claim
+/// holder died or could not release: nothing else would remove the row.
+pub(crate) async fn delete_expired(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
+    diesel::delete(
+        claims::table
+            .filter(claims::instance_id.eq(instance_id))
+            .filter(claims::expires_at.le(diesel::dsl::now)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The broken claim statement the soak must catch differs from the real
+    /// one only in the checks it drops (and its warning comment).
+    #[test]
+    fn the_unchecked_claim_differs_only_in_its_checks() {
+        let real = include_str!("claims/claim.sql");
+        let broken = include_str!("claims/claim_unchecked.sql");
+        let only_in = |a: &str, b: &str| -> Vec<String> {
+            a.lines()
+                .filter(|l| !b.lines().any(|m| m == *l))
+                .map(|l| l.trim().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            only_in(real, broken),
+            [
+                "AND NOT ($2 = ANY (members))",
+                "AND ($5::int8 IS NULL OR revision = $5::int8) AS runnable,"
+            ]
+        );
+        let extra = only_in(broken, real);
+        assert!(
+            extra
+                .iter()
+                .all(|l| l.starts_with("--") || l == "AND ($5::int8 IS NULL OR true) AS runnable,"),
+            "{extra:#?}"
+        );
+    }
+}
