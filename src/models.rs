@@ -30,7 +30,7 @@ pub struct Workflow {
     /// Framed snapshot with outputs stripped.
     pub snapshot: Vec<u8>,
     /// Task ids whose outputs belong to the state (see the migration).
-    pub members: Vec<Option<Vec<u8>>>,
+    pub members: Vec<Vec<u8>>,
     /// W3C trace context of the workflow.
     pub trace_parent: Option<String>,
     /// Error message of a Failed workflow.
@@ -103,7 +103,7 @@ pub struct QueuedTask {
     /// Priority (1 = highest, 3 = default).
     pub priority: i16,
     /// Tags a worker must have.
-    pub tags: Vec<Option<String>>,
+    pub tags: Vec<String>,
     /// Retry back-off end of the current task.
     pub retry_at: Option<DateTime<Utc>>,
     /// Worker the current task last failed on.
