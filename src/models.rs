@@ -112,6 +112,10 @@ pub struct QueuedTask {
     pub aged_from: DateTime<Utc>,
     /// When this row was last written.
     pub queued_at: DateTime<Utc>,
+    /// Why the finder sets this row aside (its snapshot could not be
+    /// decoded); `None` for a normal row. See
+    /// [`reports::quarantined_tasks`](crate::reports::quarantined_tasks).
+    pub quarantined: Option<String>,
 }
 
 /// A task claim (`sayiir.claims`); `expires_at` `None` never expires.
