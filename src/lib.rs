@@ -43,6 +43,8 @@ mod error;
 pub mod kinds;
 pub mod migrations;
 pub mod models;
+#[cfg(test)]
+mod plan_tests;
 pub mod pool;
 mod queries;
 pub mod reports;
@@ -51,19 +53,9 @@ pub mod retention;
 pub mod schema;
 mod store;
 pub mod telemetry;
-pub mod wakeup;
+mod wakeup;
 
 pub use backend::{Builder, DieselBackend, Metrics};
-
-/// The finder's statement, for plan tests (`EXPLAIN`); not a stable API.
-#[doc(hidden)]
-pub const FINDER_SQL: &str = queries::FIND_TASKS;
-/// Maintenance's scan for due rows, for plan tests; not a stable API.
-#[doc(hidden)]
-pub const MAINTENANCE_SQL: &str = queries::DUE_WORK;
-/// Maintenance's queue sample for metrics, for plan tests; not a stable API.
-#[doc(hidden)]
-pub const QUEUE_SAMPLE_SQL: &str = queries::QUEUE_SAMPLE;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kinds::{QueuedPosition, Status};
