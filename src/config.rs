@@ -20,9 +20,13 @@ pub const DEFAULT_OFFER_LEASE: Duration = Duration::from_secs(2);
 /// Default `application_name`, visible in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "sayiir-diesel";
 
-/// Settings for a [`DieselBackend`](crate::DieselBackend); build it with
-/// [`DieselBackend::builder`](crate::DieselBackend::builder).
+/// Settings for a [`DieselBackend`](crate::DieselBackend), as its
+/// [`Builder`](crate::Builder) sets them: the builder is the one way to set
+/// them ([`DieselBackend::builder`](crate::DieselBackend::builder)), and
+/// [`Builder::config`](crate::Builder::config) shows them. Read-only for
+/// you: new settings may be added in any release.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// PostgreSQL URL (`postgres://user:pass@host:port/db`).
     pub url: String,
@@ -77,7 +81,7 @@ pub const READ_POOL_MAX: usize = 4;
 impl Config {
     /// Defaults for `url`.
     #[must_use]
-    pub fn new(url: impl Into<String>) -> Self {
+    pub(crate) fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,

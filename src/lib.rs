@@ -4,17 +4,27 @@
 //! your own PostgreSQL, through Diesel: your pool, your migrations, your
 //! typed queries. Everything lives in the Postgres schema `sayiir`.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), sayiir_diesel::Error> {
-//! use sayiir_diesel::DieselBackend;
-//! use sayiir_runtime::serialization::JsonCodec;
+//! * [`DieselBackend`] implements the `sayiir-persistence` store traits, so
+//!   the runtime's `PooledWorker`, `CheckpointingRunner` and
+//!   `WorkflowClient` run on it unchanged. [`DieselBackend::connect`] is
+//!   pool, migrations and wakeup listener in one line;
+//!   [`DieselBackend::builder`] tunes them.
+//! * [`migrations::run`] applies the schema from your own boot step.
+//! * [`schema`] (generated, with every column documented) and [`models`]
+//!   are our tables for your own typed queries; [`reports`] has ready-made
+//!   fragments; [`retention`] prunes.
 //!
-//! // Pool + embedded migrations (advisory-locked, safe at boot).
-//! let backend = DieselBackend::<JsonCodec>::connect("postgres://localhost/app").await?;
-//! # let _ = backend;
-//! # Ok(())
-//! # }
-//! ```
+//! ## Quick start
+//!
+//! The README's quick start, `cargo run --example quickstart`, is this
+//! program (`examples/quickstart.rs`, compiled here as it stands): two
+//! `PooledWorker`s run an order workflow with a fork, a join, a durable
+//! delay and a wait for an external event, the `CheckpointingRunner` runs
+//! one in-process, and a typed Diesel query reads our tables. It starts a
+//! throwaway PostgreSQL server through the test kit when `DATABASE_URL` is
+//! unset; in an application, connect to your own URL.
+//!
+#![doc = concat!("```no_run\n", include_str!("../examples/quickstart.rs"), "```")]
 #![deny(missing_docs)]
 #![deny(clippy::pedantic)]
 #![deny(
@@ -45,6 +55,8 @@ pub mod kinds;
 pub mod migrations;
 pub mod models;
 mod persist;
+#[cfg(test)]
+mod plan_tests;
 pub mod pool;
 mod queries;
 pub mod reports;
@@ -54,19 +66,9 @@ pub mod schema;
 mod snapshots;
 mod store;
 pub mod telemetry;
-pub mod wakeup;
+mod wakeup;
 
 pub use backend::{Builder, DieselBackend, Metrics};
-
-/// The finder's statement, for plan tests (`EXPLAIN`); not a stable API.
-#[doc(hidden)]
-pub const FINDER_SQL: &str = models::tasks::FIND;
-/// Maintenance's scan for due rows, for plan tests; not a stable API.
-#[doc(hidden)]
-pub const MAINTENANCE_SQL: &str = models::tasks::DUE_WORK;
-/// Maintenance's queue sample for metrics, for plan tests; not a stable API.
-#[doc(hidden)]
-pub const QUEUE_SAMPLE_SQL: &str = models::tasks::SAMPLE;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kinds::{QueuedPosition, Status};

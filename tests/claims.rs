@@ -455,7 +455,9 @@ async fn listener_reconnects_after_its_connection_is_killed() {
 async fn an_undecodable_row_is_skipped_not_fatal() {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    use sayiir_diesel::schema::sayiir::{tasks, workflows};
+    use sayiir_diesel::models::QueuedTask;
+    use sayiir_diesel::reports;
+    use sayiir_diesel::schema::sayiir::workflows;
     let (db, b) = backend().await;
     b.save_snapshot(&mut at_task("bad", "a")).await.unwrap();
     b.save_snapshot(&mut at_task("good", "a")).await.unwrap();
@@ -467,13 +469,16 @@ async fn an_undecodable_row_is_skipped_not_fatal() {
         .unwrap();
     assert_eq!(found(&b, "w", &[]).await, ["good"]);
     assert_eq!(b.metrics().quarantined, 1);
-    let q: Option<String> = tasks::table
-        .find("bad")
-        .select(tasks::quarantined)
-        .first(&mut conn)
+    // What a user's report sees: the row, and why it is set aside.
+    let set_aside: Vec<QueuedTask> = reports::quarantined_tasks()
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
         .await
         .unwrap();
-    assert!(q.unwrap().contains("codec"));
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(set_aside[0].instance_id, "bad");
+    let why = set_aside[0].quarantined.as_deref().unwrap();
+    assert!(why.contains("codec"), "{why}");
     assert_eq!(
         found(&b, "w", &[]).await,
         ["good"],

@@ -88,7 +88,7 @@ pub fn format(d: Duration) -> String {
     out
 }
 
-/// [`format`] of a signed number of milliseconds; negative is shown as `-`.
+/// [`format()`] of a signed number of milliseconds; negative is shown as `-`.
 #[must_use]
 pub fn format_millis(ms: i64) -> String {
     match u64::try_from(ms) {

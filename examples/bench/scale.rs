@@ -25,7 +25,7 @@
 //!   delay an hour away: the finder as above; for our backend also a find
 //!   call that runs maintenance (the first one 500 ms after the last pass)
 //!   vs the one right after it, and `EXPLAIN (ANALYZE, BUFFERS)` of
-//!   `sayiir_diesel::MAINTENANCE_SQL` with custom and generic plans.
+//!   [`MAINTENANCE_SQL`] with custom and generic plans.
 //!   sayiir-postgres has no separate pass: its finder reads parked rows
 //!   itself, so its finder figure is the equivalent cost.
 //! * **dispatch** — `--scale-delays` workflows (a step, a delay, one
@@ -763,6 +763,10 @@ async fn maintenance_pairs<B: Backend>(backend: &B, pairs: usize) -> Result<(f64
     Ok((pct(&with, 0.5), pct(&without, 0.5)))
 }
 
+/// Maintenance's scan for due rows: the statement the backend runs, read
+/// from its source file (the crate keeps its statements private).
+const MAINTENANCE_SQL: &str = include_str!("../../src/models/tasks/due_work.sql");
+
 #[derive(QueryableByName)]
 struct PlanLine {
     #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
@@ -774,8 +778,7 @@ struct PlanLine {
 /// custom or a generic plan.
 async fn explain_maintenance(conn: &mut AsyncPgConnection, generic: bool) -> Result<String, Error> {
     conn.batch_execute(&format!(
-        "PREPARE bench_due(float8, bigint) AS {}",
-        sayiir_diesel::MAINTENANCE_SQL
+        "PREPARE bench_due(float8, bigint) AS {MAINTENANCE_SQL}"
     ))
     .await?;
     let mode = if generic {

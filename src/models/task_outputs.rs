@@ -53,7 +53,7 @@ pub(crate) async fn member_output(
             task_outputs::table.on(task_outputs::instance_id
                 .eq(workflows::instance_id)
                 .and(task_outputs::task_id.eq(id.clone()))
-                .and(workflows::members.contains(vec![Some(id)]))),
+                .and(workflows::members.contains(vec![id]))),
         )
         .filter(workflows::instance_id.eq(instance_id))
         .select(task_outputs::output.nullable())

@@ -58,7 +58,7 @@ pub struct QueuedTask {
     /// Priority (1 = highest, 3 = default).
     pub priority: i16,
     /// Tags a worker must have.
-    pub tags: Vec<Option<String>>,
+    pub tags: Vec<String>,
     /// Retry back-off end of the current task.
     pub retry_at: Option<DateTime<Utc>>,
     /// Worker the current task last failed on.
@@ -67,6 +67,10 @@ pub struct QueuedTask {
     pub aged_from: DateTime<Utc>,
     /// When this row was last written.
     pub queued_at: DateTime<Utc>,
+    /// Why the finder sets this row aside (its snapshot could not be
+    /// decoded); `None` for a normal row. See
+    /// [`reports::quarantined_tasks`](crate::reports::quarantined_tasks).
+    pub quarantined: Option<String>,
 }
 
 /// A finder pick: its hydrated workflow, the workflow revision it was read

@@ -42,7 +42,7 @@ pub struct Workflow {
     /// Framed snapshot with outputs stripped.
     pub snapshot: Vec<u8>,
     /// Task ids whose outputs belong to the state (see the migration).
-    pub members: Vec<Option<Vec<u8>>>,
+    pub members: Vec<Vec<u8>>,
     /// W3C trace context of the workflow.
     pub trace_parent: Option<String>,
     /// Error message of a Failed workflow.

@@ -66,7 +66,7 @@ pub async fn run(out: &Out<'_>, args: &ListArgs) -> Result<(), CliError> {
         query = query.filter(
             workflows::instance_id.eq_any(
                 tasks::table
-                    .filter(tasks::tags.contains(vec![Some(tag.clone())]))
+                    .filter(tasks::tags.contains(vec![tag.clone()]))
                     .select(tasks::instance_id),
             ),
         );
