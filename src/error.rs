@@ -26,8 +26,20 @@ pub enum Error {
         found: String,
     },
     /// A statement failed on the server or the connection broke.
-    #[error("database: {0}")]
-    Database(#[from] diesel::result::Error),
+    #[error("database: {message}")]
+    Database {
+        /// The SQLSTATE, where the driver keeps it: diesel-async turns
+        /// eight conditions into an error kind (unique, foreign key,
+        /// restrict, exclusion, not-null and check violations,
+        /// serialization failure, read-only transaction) and drops the code
+        /// of every other, which are `None` here.
+        code: Option<&'static str>,
+        /// The server's (or the driver's) message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
     /// A snapshot could not be encoded or a stored blob could not be decoded.
     #[error("codec: {0}")]
     Codec(String),
@@ -178,54 +190,166 @@ pub(crate) fn check_text(what: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Server messages of transient conditions (see [`Error::is_transient`]).
-const TRANSIENT_MESSAGES: &[&str] = &[
-    "terminating connection",
-    "the database system is",
-    "deadlock detected",
-    "connection",
-    "too many clients",
-    "too many connections",
-    "canceling statement due to",
-    "in a read-only transaction",
-    "could not extend",
-    "No space left",
-    "out of memory",
+impl From<diesel::result::Error> for Error {
+    fn from(source: diesel::result::Error) -> Self {
+        Error::Database {
+            code: sqlstate(&source),
+            message: source.to_string(),
+            source,
+        }
+    }
+}
+
+/// The SQLSTATE of the error kinds diesel keeps.
+fn sqlstate(err: &diesel::result::Error) -> Option<&'static str> {
+    use diesel::result::DatabaseErrorKind as K;
+    let diesel::result::Error::DatabaseError(kind, _) = err else {
+        return None;
+    };
+    Some(match kind {
+        K::UniqueViolation => "23505",
+        K::ForeignKeyViolation => "23503",
+        K::RestrictViolation => "23001",
+        K::ExclusionViolation => "23P01",
+        K::NotNullViolation => "23502",
+        K::CheckViolation => "23514",
+        K::SerializationFailure => "40001",
+        K::ReadOnlyTransaction => "25006",
+        _ => return None,
+    })
+}
+
+/// One transient condition: a condition of the server or the network, not
+/// of the data or the statement, so retrying can help.
+#[derive(Debug, Clone, Copy)]
+pub struct Transient {
+    /// The condition.
+    pub condition: &'static str,
+    /// Its SQLSTATE (class or code).
+    pub sqlstate: &'static str,
+    /// How it is recognised: the SQLSTATE where the driver keeps it (see
+    /// [`Error::Database::code`](Error::Database)), else a phrase of the
+    /// server's message.
+    pub recognised_by: Recognised,
+}
+
+/// How [`Error::is_transient`] recognises a [`Transient`] condition.
+#[derive(Debug, Clone, Copy)]
+pub enum Recognised {
+    /// The error's SQLSTATE.
+    Code,
+    /// The driver's error kind for a broken connection (it has no SQLSTATE).
+    BrokenConnection,
+    /// A phrase the server's message contains.
+    Message(&'static str),
+}
+
+/// Every condition [`Error::is_transient`] calls transient, the one table
+/// it reads. Pool timeouts, a closed pool and failed connects
+/// ([`Error::Pool`], [`Error::Connection`]) are transient too.
+pub const TRANSIENT: &[Transient] = &[
+    t(
+        "connection lost, cannot send",
+        "08xxx",
+        Recognised::BrokenConnection,
+    ),
+    t("serialization failure", "40001", Recognised::Code),
+    t(
+        "read-only server (a standby, a failover in progress)",
+        "25006",
+        Recognised::Code,
+    ),
+    t(
+        "read-only transaction",
+        "25006",
+        Recognised::Message("in a read-only transaction"),
+    ),
+    t(
+        "deadlock",
+        "40P01",
+        Recognised::Message("deadlock detected"),
+    ),
+    t(
+        "admin or crash shutdown",
+        "57P01, 57P02",
+        Recognised::Message("terminating connection"),
+    ),
+    t(
+        "cannot connect now (starting, stopping, recovering)",
+        "57P03",
+        Recognised::Message("the database system is"),
+    ),
+    t(
+        "statement timeout, cancel, conflict with recovery",
+        "57014, 40001",
+        Recognised::Message("canceling statement due to"),
+    ),
+    t(
+        "too many connections",
+        "53300",
+        Recognised::Message("too many clients"),
+    ),
+    t(
+        "too many connections (role or database limit)",
+        "53300",
+        Recognised::Message("too many connections"),
+    ),
+    t(
+        "connection failure reported by the server",
+        "08xxx",
+        Recognised::Message("connection"),
+    ),
+    t(
+        "disk full",
+        "53100",
+        Recognised::Message("could not extend"),
+    ),
+    t(
+        "disk full (write)",
+        "53100",
+        Recognised::Message("No space left"),
+    ),
+    t(
+        "out of memory",
+        "53200",
+        Recognised::Message("out of memory"),
+    ),
 ];
 
+const fn t(
+    condition: &'static str,
+    sqlstate: &'static str,
+    recognised_by: Recognised,
+) -> Transient {
+    Transient {
+        condition,
+        sqlstate,
+        recognised_by,
+    }
+}
+
 impl Error {
-    /// Whether retrying can help: a condition of the server or the network,
-    /// not of the data or the statement. The table (diesel keeps no
-    /// SQLSTATE, so the server's messages are matched where it gives no
-    /// error kind):
-    ///
-    /// | condition | SQLSTATE | recognised by |
-    /// |---|---|---|
-    /// | pool timed out or closed, connect failed | | `Pool`, `Connection` |
-    /// | connection lost, cannot send | 08xxx | error kind |
-    /// | serialization failure | 40001 | error kind |
-    /// | deadlock | 40P01 | "deadlock detected" |
-    /// | read-only server (a standby, a failover in progress) | 25006 | error kind |
-    /// | admin shutdown, crash shutdown, cannot connect now | 57P01–57P03 | "terminating connection", "the database system is" |
-    /// | statement timeout, conflict with recovery, cancel | 57014, 40001 | "canceling statement due to" |
-    /// | too many connections | 53300 | "too many clients", "too many connections" |
-    /// | disk full, out of memory | 53100, 53200 | "could not extend", "No space left", "out of memory" |
+    /// Whether retrying can help: one of the [`TRANSIENT`] conditions, a
+    /// pool that gave no connection, or a failed connect.
     #[must_use]
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as D};
         match self {
-            Error::Pool(_)
-            | Error::Connection(_)
-            | Error::Database(D::BrokenTransactionManager) => true,
-            Error::Database(D::DatabaseError(kind, info)) => match kind {
-                DatabaseErrorKind::UnableToSendCommand
-                | DatabaseErrorKind::SerializationFailure
-                | DatabaseErrorKind::ReadOnlyTransaction
-                | DatabaseErrorKind::ClosedConnection => true,
-                _ => TRANSIENT_MESSAGES
-                    .iter()
-                    .any(|needle| info.message().contains(needle)),
-            },
+            Error::Pool(_) | Error::Connection(_) => true,
+            Error::Database { code, source, .. } => TRANSIENT.iter().any(|t| match t.recognised_by {
+                Recognised::Code => code.is_some_and(|c| c == t.sqlstate),
+                Recognised::BrokenConnection => matches!(
+                    source,
+                    D::BrokenTransactionManager
+                        | D::DatabaseError(
+                            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+                            _
+                        )
+                ),
+                Recognised::Message(needle) => {
+                    matches!(source, D::DatabaseError(_, info) if info.message().contains(needle))
+                }
+            }),
             _ => false,
         }
     }
@@ -259,6 +383,56 @@ mod tests {
         assert!(
             matches!(e, BackendError::CannotPause(m) if m == "Workflow is not paused (current state: \"InProgress\")")
         );
+    }
+
+    #[test]
+    fn database_errors_keep_their_cause_and_the_sqlstate_diesel_keeps() {
+        use diesel::result::{DatabaseErrorKind as K, Error as D};
+        use std::error::Error as _;
+        let unique = Error::from(D::DatabaseError(
+            K::UniqueViolation,
+            Box::new(String::from("duplicate key")),
+        ));
+        assert!(
+            matches!(&unique, Error::Database { code: Some("23505"), message, .. } if message == "duplicate key")
+        );
+        assert!(unique.source().is_some());
+        assert!(!unique.is_transient());
+        let other = Error::from(D::NotFound);
+        assert!(matches!(other, Error::Database { code: None, .. }));
+    }
+
+    #[test]
+    fn every_row_of_the_transient_table_is_recognised() {
+        use diesel::result::{DatabaseErrorKind as K, Error as D};
+        for row in TRANSIENT {
+            let err = match row.recognised_by {
+                Recognised::Code => Error::Database {
+                    code: Some(row.sqlstate),
+                    message: String::new(),
+                    source: D::NotFound,
+                },
+                Recognised::BrokenConnection => Error::from(D::DatabaseError(
+                    K::ClosedConnection,
+                    Box::new(String::new()),
+                )),
+                Recognised::Message(needle) => Error::from(D::DatabaseError(
+                    K::Unknown,
+                    Box::new(format!("FATAL: {needle} now")),
+                )),
+            };
+            assert!(err.is_transient(), "{row:?}");
+        }
+        let serialization = Error::from(D::DatabaseError(
+            K::SerializationFailure,
+            Box::new(String::from("could not serialize access")),
+        ));
+        assert!(serialization.is_transient());
+        let syntax = Error::from(D::DatabaseError(
+            K::Unknown,
+            Box::new(String::from("syntax error at or near \"SELEC\"")),
+        ));
+        assert!(!syntax.is_transient());
     }
 
     #[test]

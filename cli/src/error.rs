@@ -93,7 +93,7 @@ impl From<sayiir_diesel::Error> for CliError {
             E::ReadOnlyServer { evidence, .. } => {
                 Self::Failed(format!("{NO_WRITES} ({evidence}); {TO_PRIMARY}"))
             }
-            E::Database(db) => db.into(),
+            E::Database { source, .. } => source.into(),
             other => Self::Failed(other.to_string()),
         }
     }
