@@ -1,6 +1,7 @@
-//! The text columns that name a workflow status or a queue position, as
-//! Rust enums: `sayiir.workflows.status` / `sayiir.history.status`
-//! ([`Status`]) and `sayiir.tasks.position_kind` ([`QueuedPosition`]). Each
+//! The text columns that name a workflow status or a position, as Rust
+//! enums: `sayiir.workflows.status` / `sayiir.history.status` ([`Status`]),
+//! `sayiir.workflows.position_kind` / `sayiir.history.position_kind`
+//! ([`Position`]) and `sayiir.tasks.position_kind` ([`QueuedPosition`]). Each
 //! maps to and from the column's text, and a value the enum does not know
 //! is a deserialization error, never a silent default.
 
@@ -38,6 +39,27 @@ pub enum QueuedPosition {
     AtDelay,
     /// Parked waiting for an external event.
     AtSignal,
+}
+
+/// Where an InProgress or Paused workflow stands (the runtime's
+/// `ExecutionPosition` variant names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub enum Position {
+    /// Submitted, no task run yet.
+    NotStarted,
+    /// At a task to run.
+    AtTask,
+    /// At a fork whose branches run.
+    AtFork,
+    /// At the join after a fork.
+    AtJoin,
+    /// Parked at a durable delay.
+    AtDelay,
+    /// Parked waiting for an external event.
+    AtSignal,
+    /// Inside a loop.
+    InLoop,
 }
 
 macro_rules! text_enum {
@@ -92,6 +114,15 @@ text_enum!(Status {
     Failed,
     Cancelled
 });
+text_enum!(Position {
+    NotStarted,
+    AtTask,
+    AtFork,
+    AtJoin,
+    AtDelay,
+    AtSignal,
+    InLoop
+});
 text_enum!(QueuedPosition {
     AtTask,
     AtDelay,
@@ -129,6 +160,55 @@ mod tests {
             assert_eq!(QueuedPosition::parse(&p.to_string()), Some(p));
         }
         assert_eq!(Status::parse("Running"), None);
+        assert_eq!(Position::parse("AtTask"), Some(Position::AtTask));
         assert!(Status::Cancelled.is_finished() && !Status::Paused.is_finished());
+    }
+}
+
+#[cfg(test)]
+mod runtime_names {
+    use sayiir_core::TaskId;
+    use sayiir_core::snapshot::ExecutionPosition as P;
+
+    use super::Position;
+
+    /// Every position the runtime can write parses back.
+    #[test]
+    fn every_runtime_position_has_a_value() {
+        let t = TaskId::from("t");
+        let at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        let all = [
+            P::NotStarted,
+            P::AtTask { task_id: t },
+            P::AtFork {
+                fork_id: t,
+                completed_branches: std::collections::HashMap::new(),
+                wake_at: at,
+            },
+            P::AtJoin {
+                join_id: t,
+                completed_branches: std::collections::HashMap::new(),
+            },
+            P::AtDelay {
+                delay_id: t,
+                entered_at: at,
+                wake_at: at,
+                next_task_id: None,
+            },
+            P::AtSignal {
+                signal_id: t,
+                signal_name: String::new(),
+                wake_at: None,
+                next_task_id: None,
+            },
+            P::InLoop {
+                loop_id: t,
+                iteration: 0,
+                next_task_id: None,
+            },
+        ];
+        for p in all {
+            assert!(Position::parse(p.as_ref()).is_some(), "{}", p.as_ref());
+        }
     }
 }

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 
 use crate::error::Result;
-use crate::kinds::Status;
+use crate::kinds::{Position, Status};
 use crate::schema::sayiir::history;
 
 /// One immutable history entry (`sayiir.history`).
@@ -22,7 +22,7 @@ pub struct HistoryEntry {
     /// Status at that revision.
     pub status: Status,
     /// Position variant at that revision.
-    pub position_kind: Option<String>,
+    pub position_kind: Option<Position>,
     /// Current task at that revision.
     pub current_task_id: Option<Vec<u8>>,
     /// Framed snapshot at that revision (outputs stripped).

@@ -14,7 +14,7 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::WorkflowSnapshot;
 
 use crate::error::{Error, Result};
-use crate::kinds::Status;
+use crate::kinds::{Position, Status};
 use crate::queries::Raw;
 use crate::schema::sayiir::workflows;
 
@@ -36,7 +36,7 @@ pub struct Workflow {
     /// `InProgress`, `Paused`, `Completed`, `Failed` or `Cancelled`.
     pub status: Status,
     /// Position variant name for InProgress and Paused (`AtTask`, `AtDelay`…).
-    pub position_kind: Option<String>,
+    pub position_kind: Option<Position>,
     /// The task an InProgress instance is at.
     pub current_task_id: Option<Vec<u8>>,
     /// Framed snapshot with outputs stripped.
