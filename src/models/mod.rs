@@ -32,7 +32,7 @@ pub(crate) mod task_outputs;
 pub(crate) mod tasks;
 pub(crate) mod workflows;
 
-pub use claims::Claim;
+pub use claims::{Claim, claim_is_live};
 pub use events::{Event, NewEvent};
 pub use history::HistoryEntry;
 pub use signals::{NewSignal, Signal};

@@ -16,7 +16,7 @@ WITH wf AS (
            EXISTS (SELECT 1
                    FROM sayiir.claims AS old
                    WHERE old.instance_id = $1
-                     AND old.expires_at <= now()) AS expired_claim
+                     AND NOT sayiir.claim_is_live(old.expires_at)) AS expired_claim
     FROM sayiir.workflows
     WHERE instance_id = $1
     FOR NO KEY UPDATE
@@ -31,7 +31,7 @@ claimed AS (
         worker_id  = EXCLUDED.worker_id,
         claimed_at = EXCLUDED.claimed_at,
         expires_at = EXCLUDED.expires_at
-    WHERE c.expires_at IS NOT NULL AND c.expires_at <= now()
+    WHERE NOT sayiir.claim_is_live(c.expires_at)
     RETURNING c.instance_id, c.expires_at AS expires,
               floor(extract(epoch FROM c.claimed_at))::int8 AS claimed_at,
               floor(extract(epoch FROM c.expires_at))::int8 AS expires_at

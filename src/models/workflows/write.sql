@@ -104,7 +104,7 @@ wake AS (
       AND NOT EXISTS (
           SELECT 1 FROM sayiir.claims AS c
           WHERE c.instance_id = w.instance_id
-            AND (c.expires_at IS NULL OR c.expires_at > now()))
+            AND sayiir.claim_is_live(c.expires_at))
 )
 SELECT (SELECT count(*) FROM w) AS written,
        (SELECT count(*) FROM wake) AS notified

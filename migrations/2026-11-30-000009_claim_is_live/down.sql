@@ -1,0 +1,1 @@
+DROP FUNCTION sayiir.claim_is_live(timestamptz);
