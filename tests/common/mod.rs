@@ -4,63 +4,26 @@
 
 pub mod plan;
 
-use std::hash::{Hash, Hasher};
-
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
 use sayiir_diesel::DieselBackend;
-use sayiir_diesel_testkit::{PgServer, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_runtime::serialization::JsonCodec;
 
 pub type Backend = DieselBackend<JsonCodec>;
 
-/// Names the template after the migrations, so a changed schema gets a new one.
-fn template_key() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-    let mut files: Vec<_> = walk(std::path::Path::new(dir));
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        std::fs::read(&f).unwrap().hash(&mut h);
-    }
-    format!("{:016x}", h.finish())
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// A fresh, migrated database of its own.
 pub async fn test_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template(&template_key(), |url| async move {
-            sayiir_diesel::migrations::run(&url).await?;
-            Ok(())
-        })
+    sayiir_diesel_testkit::sayiir_database()
         .await
-        .expect("migrated template database");
-    template.database().await.expect("test database")
+        .expect("a migrated test database")
 }
 
 /// A fresh, empty (unmigrated) database of its own.
 pub async fn empty_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template("empty", |_url| async { Ok(()) })
+    sayiir_diesel_testkit::empty_database()
         .await
-        .expect("empty template");
-    template.database().await.expect("test database")
+        .expect("an empty test database")
 }
 
 /// A backend on a fresh database (keep the database handle alive).

@@ -3,7 +3,6 @@
 //! and the real `sayiir-diesel` binary run against it.
 #![allow(dead_code)]
 
-use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,57 +11,23 @@ use bytes::Bytes;
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
 use sayiir_diesel::DieselBackend;
-use sayiir_diesel_testkit::{PgServer, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_runtime::serialization::JsonCodec;
 
 pub type Backend = DieselBackend<JsonCodec>;
 
-/// Names the template after the library's migrations.
-fn template_key() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
-    let mut files = Vec::new();
-    walk(std::path::Path::new(dir), &mut files);
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.file_name().hash(&mut h);
-        std::fs::read(&f).unwrap().hash(&mut h);
-    }
-    format!("cli_{:016x}", h.finish())
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 /// A fresh, migrated database of its own.
 pub async fn test_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template(&template_key(), |url| async move {
-            sayiir_diesel::migrations::run(&url).await?;
-            Ok(())
-        })
+    sayiir_diesel_testkit::sayiir_database()
         .await
-        .expect("migrated template database");
-    template.database().await.expect("test database")
+        .expect("a migrated test database")
 }
 
 /// A fresh database with nothing in it (not migrated).
 pub async fn empty_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template("cli_empty", |_url| async { Ok(()) })
+    sayiir_diesel_testkit::empty_database()
         .await
-        .expect("empty template");
-    template.database().await.expect("test database")
+        .expect("an empty test database")
 }
 
 /// A backend on a fresh database; a short recovery grace so that requests
