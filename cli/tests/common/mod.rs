@@ -267,3 +267,95 @@ pub fn without_ages(v: &serde_json::Value) -> serde_json::Value {
         other => other.clone(),
     }
 }
+
+/// The `instance_id`s of a JSON list of workflows or rows.
+pub fn ids(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["instance_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The read commands, in JSON, that the privilege and standby tests compare
+/// between two places.
+pub const READS: [&[&str]; 6] = [
+    &["status", "--json"],
+    &["list", "--json"],
+    &["list", "--json", "--status", "paused"],
+    &["show", "running", "--json"],
+    &["show", "queued", "--json"],
+    &["stuck", "--json", "--held-longer-than", "0s"],
+];
+
+/// Every one of [`READS`] gives at `url` what it gives at `reference`
+/// (ages aside).
+pub fn assert_reads_match(url: &str, reference: &str) {
+    for args in READS {
+        let here = cli_at(url, args).json();
+        let there = cli_at(reference, args).json();
+        assert_eq!(without_ages(&here), without_ages(&there), "{args:?}");
+    }
+}
+
+/// The read commands at `url` show what [`populate`] wrote, in JSON and in
+/// the human form, and a missing workflow is exit code 3.
+pub fn assert_reads_show_populated(url: &str) {
+    let status = cli_at(url, &["status", "--json"]).json();
+    assert_eq!(status["total"], 7);
+    assert_eq!(status["workflows"]["InProgress"], 5);
+    assert_eq!(status["workflows"]["Paused"], 1);
+    assert_eq!(status["workflows"]["Completed"], 1);
+    assert_eq!(status["queue"]["running"], 1);
+    assert_eq!(status["queue"]["parked_at_delay"], 1);
+    assert_eq!(status["expired_claims"], 1);
+    assert_eq!(status["pending_requests"], 1);
+    assert_eq!(status["buffered_events"], 1);
+    let list = cli_at(url, &["list", "--json"]).json();
+    assert_eq!(ids(&list["workflows"]), POPULATED);
+    let paused = cli_at(url, &["list", "--json", "--status", "paused"]).json();
+    assert_eq!(ids(&paused["workflows"]), ["paused"]);
+    let running = cli_at(url, &["show", "running", "--json"]).json();
+    assert_eq!(running["status"], "InProgress");
+    assert_eq!(running["claim"]["worker"], "w1");
+    assert_eq!(running["claim"]["expired"], false);
+    let queued = cli_at(url, &["show", "queued", "--json"]).json();
+    assert_eq!(queued["buffered_events"][0]["signal_name"], "go");
+    let stuck = cli_at(url, &["stuck", "--json"]).json();
+    assert_eq!(ids(&stuck["expired_claims"]), ["lapsed"]);
+    assert_eq!(ids(&stuck["overdue_parks"]), ["napping"]);
+    for args in [&["status"][..], &["list"], &["show", "running"], &["stuck"]] {
+        assert!(!cli_at(url, args).ok().is_empty(), "{args:?}");
+    }
+    let missing = cli_at(url, &["show", "nope"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+}
+
+/// The command `args` at `url` fails at once (exit 1 within 5 s), prints
+/// nothing on stdout and one line on stderr that names the binary and
+/// contains every one of `says`.
+pub fn assert_refused_at_once(url: &str, args: &[&str], says: &[&str]) {
+    let r = cli_at(url, args);
+    eprintln!(
+        "{args:?}: exit {} in {:?}: {}",
+        r.code,
+        r.elapsed,
+        r.stderr.trim_end()
+    );
+    assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "{args:?} took {:?}",
+        r.elapsed
+    );
+    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    assert!(r.stderr.starts_with("sayiir-diesel: "), "{}", r.stderr);
+    for words in says {
+        assert!(
+            r.stderr.contains(words),
+            "{args:?}: no {words:?} in {}",
+            r.stderr
+        );
+    }
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+}
