@@ -32,7 +32,6 @@ use sayiir_core::registry::TaskRegistry;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_diesel::schema::sayiir::{claims, tasks, workflows};
 use sayiir_diesel_testkit::ReplicatedPair;
-use sayiir_persistence::SnapshotStore;
 use sayiir_runtime::serialization::JsonCodec;
 use sayiir_runtime::{PooledWorker, WorkflowClient};
 
@@ -290,12 +289,7 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
     // Outputs, and no row left pointing at a finished workflow.
     let b = Backend::connect(&url).await.unwrap();
     for i in 0..WORKFLOWS {
-        let out = b
-            .load_snapshot(&format!("fo-{i}"))
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
+        let out = final_output(&b, &format!("fo-{i}")).await;
         let expected = (i + 1) * 1000 + 3;
         assert_eq!(
             out,

@@ -33,6 +33,20 @@ pub async fn backend() -> (TestDatabase, Backend) {
     (db, backend)
 }
 
+/// `x` encoded as a task's JSON output.
+pub fn json(x: u64) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(&x).unwrap())
+}
+
+/// The final output of workflow `id` (the test fails when it has none).
+pub async fn final_output(b: &Backend, id: &str) -> bytes::Bytes {
+    sayiir_persistence::SnapshotStore::load_snapshot(b, id)
+        .await
+        .unwrap()
+        .final_output_bytes()
+        .expect("a final output")
+}
+
 pub fn def_hash() -> DefinitionHash {
     DefinitionHash::sha256("test-definition")
 }
@@ -152,16 +166,7 @@ pub async fn run_two_step(b: &Backend, prefix: &str, n: u64) {
     for i in 0..n {
         let id = format!("{prefix}-{i}");
         wait_status(&client, &id, std::time::Duration::from_secs(30), completed).await;
-        let out = sayiir_persistence::SnapshotStore::load_snapshot(b, &id)
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
-        assert_eq!(
-            out,
-            bytes::Bytes::from(serde_json::to_vec(&((i + 1) * 2)).unwrap()),
-            "{id}"
-        );
+        assert_eq!(final_output(b, &id).await, json((i + 1) * 2), "{id}");
     }
     for w in ws {
         w.shutdown();
