@@ -11,13 +11,11 @@
 //! the integration tests do: through the testkit, a dev-dependency (a
 //! throwaway server of this test process, or `DATABASE_URL`).
 
-use std::hash::{Hash, Hasher};
-
 use diesel::sql_types::{Array, BigInt, Double, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
-use sayiir_diesel_testkit::{PgServer, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 use sayiir_runtime::serialization::JsonCodec;
 use serde_json::Value;
@@ -27,42 +25,12 @@ use crate::models::tasks::{DUE_WORK, FIND as FIND_TASKS, SAMPLE as QUEUE_SAMPLE}
 
 type Backend = DieselBackend<JsonCodec>;
 
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// A fresh database migrated from a template named after the migrations
-/// (a changed schema gets a new template).
+/// A fresh migrated database from the testkit's shared template (keyed by
+/// the migration files, so a changed schema gets a new template).
 async fn test_db() -> TestDatabase {
-    let mut files = walk(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations"
-    )));
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        std::fs::read(&f).unwrap().hash(&mut h);
-    }
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template(&format!("{:016x}", h.finish()), |url| async move {
-            crate::migrations::run(&url).await?;
-            Ok(())
-        })
+    sayiir_diesel_testkit::sayiir_database()
         .await
-        .expect("migrated template database");
-    template.database().await.expect("test database")
+        .expect("a migrated test database")
 }
 
 fn at_task(instance: &str) -> WorkflowSnapshot {

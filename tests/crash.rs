@@ -263,12 +263,7 @@ async fn a_worker_killed_mid_task_is_taken_over() {
 
     let survivor = spawn_worker(b.clone(), "survivor");
     wait_status(&client, "wf", Duration::from_secs(60), completed).await;
-    let out = b
-        .load_snapshot("wf")
-        .await
-        .unwrap()
-        .final_output_bytes()
-        .unwrap();
+    let out = final_output(&b, "wf").await;
     assert_eq!(&out[..], b"50", "((1+1)*10+5)*2");
     assert_eq!(
         client.get_task_result("wf", "s1").await.unwrap().as_deref(),
@@ -296,12 +291,7 @@ async fn a_worker_dead_right_after_saving_the_final_output_is_recovered() {
 
     let survivor = spawn_worker(b.clone(), "survivor");
     wait_status(&client, "wf", Duration::from_secs(60), completed).await;
-    let out = b
-        .load_snapshot("wf")
-        .await
-        .unwrap()
-        .final_output_bytes()
-        .unwrap();
+    let out = final_output(&b, "wf").await;
     assert_eq!(&out[..], b"70", "((2+1)*10+5)*2");
     assert_eq!(
         AtomicU32::load(&S4_RUNS, SeqCst),

@@ -32,7 +32,6 @@ use sayiir_core::registry::TaskRegistry;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_diesel::schema::sayiir::{claims, tasks, workflows};
 use sayiir_diesel_testkit::ReplicatedPair;
-use sayiir_persistence::SnapshotStore;
 use sayiir_runtime::serialization::JsonCodec;
 use sayiir_runtime::{PooledWorker, WorkflowClient};
 
@@ -203,6 +202,127 @@ struct Outcome {
     metrics: Vec<String>,
 }
 
+/// Submits every workflow (half of each shape) through `url` and waits
+/// until the standby has replayed them all: what an asynchronous failover
+/// may lose is the workers' progress, which the test can account for, not
+/// a submission it could not tell from a workflow that was never made.
+async fn submit_all_and_replicate(pair: &ReplicatedPair, url: &str) {
+    let b = Backend::connect(url).await.unwrap();
+    let client = WorkflowClient::new(b.clone());
+    let wfs = shapes();
+    for i in 0..WORKFLOWS {
+        let wf = &wfs[(i % 2) as usize];
+        client
+            .submit(&**wf, &format!("fo-{i}"), (i + 1) * 1000)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pair.replay_lag_bytes().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "standby never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until at least `n` workflows completed at `url`, failing the
+/// test after `limit`.
+async fn until_completed(url: &str, n: u64, limit: Duration) {
+    let n = i64::try_from(n).unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        let done = completed_count(url).await;
+        if done.is_some_and(|d| d >= n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck: {done:?} of {n} completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks the worker processes to stop (the `stop` file) and waits for
+/// each, killing one that has not exited within 20 s.
+async fn stop_workers(children: &mut [Child], stop: &str) {
+    std::fs::write(stop, b"").unwrap();
+    for c in children {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                c.kill().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Every workflow has its output, and no queue or claim row is left
+/// pointing at a finished workflow.
+async fn assert_all_done_and_nothing_left(url: &str) {
+    let b = Backend::connect(url).await.unwrap();
+    for i in 0..WORKFLOWS {
+        let out = final_output(&b, &format!("fo-{i}")).await;
+        assert_eq!(out, json((i + 1) * 1000 + 3), "fo-{i}");
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let queued: i64 = tasks::table.count().get_result(&mut conn).await.unwrap();
+    let claimed: i64 = claims::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(
+        (queued, claimed),
+        (0, 0),
+        "queue or claim rows of finished workflows"
+    );
+}
+
+/// What the worker processes' log says: how often each step ran, the
+/// first step started after `promoted_at` (ms since the epoch), the loops
+/// that ended and the workers' metrics lines.
+struct RunsLog {
+    runs: HashMap<(u64, String), u32>,
+    first_after: Option<u128>,
+    loops_ended: usize,
+    metrics: Vec<String>,
+}
+
+fn read_runs_log(log: &str, promoted_at: u128) -> RunsLog {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut seen = RunsLog {
+        runs: HashMap::new(),
+        first_after: None,
+        loops_ended: 0,
+        metrics: Vec::new(),
+    };
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (Some(ms), Some(_pid), Some(inst), Some(task)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if task.starts_with("LOOP-ENDED") {
+            eprintln!("{line}");
+            seen.loops_ended += 1;
+            continue;
+        }
+        if task.starts_with("METRICS") {
+            seen.metrics.push(task.to_owned());
+            continue;
+        }
+        let ms: u128 = ms.parse().unwrap();
+        // Steps started before the promotion finished were claimed on the
+        // old primary: the first one after it shows the new primary at work.
+        if ms > promoted_at && seen.first_after.is_none_or(|f| ms < f) {
+            seen.first_after = Some(ms);
+        }
+        *seen
+            .runs
+            .entry((inst.parse().unwrap(), task.to_owned()))
+            .or_default() += 1;
+    }
+    seen
+}
+
 async fn run_failover(synchronous: bool) -> Option<Outcome> {
     if !ReplicatedPair::available() {
         eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
@@ -215,25 +335,7 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
     pair.psql(pair.primary_port(), "CREATE DATABASE app")
         .unwrap();
     let url = pair.failover_url("app");
-    let b = Backend::connect(&url).await.unwrap();
-    let client = WorkflowClient::new(b.clone());
-    let wfs = shapes();
-    for i in 0..WORKFLOWS {
-        let wf = &wfs[(i % 2) as usize];
-        client
-            .submit(&**wf, &format!("fo-{i}"), (i + 1) * 1000)
-            .await
-            .unwrap();
-    }
-    // Every submission is on the standby before the run starts: what an
-    // asynchronous failover may lose is the workers' progress, which the
-    // test can account for, not a submission it could not tell from a
-    // workflow that was never made.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pair.replay_lag_bytes().unwrap() > 0 {
-        assert!(Instant::now() < deadline, "standby never caught up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    submit_all_and_replicate(&pair, &url).await;
 
     let dir = std::env::temp_dir().join(format!(
         "sayiir-failover-{}-{}",
@@ -250,130 +352,52 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
         .collect();
 
     // Fail over once a third of the workflows are done.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if completed_count(&url).await.unwrap_or(0) >= i64::try_from(WORKFLOWS / 3).unwrap() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "workers made no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_completed(&url, WORKFLOWS / 3, Duration::from_secs(60)).await;
     let failed_over_at = now_ms();
     pair.stop_primary().unwrap();
     pair.promote_standby().unwrap();
     let promoted_in = now_ms() - failed_over_at;
 
     // Everything completes on the new primary.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if completed_count(&url).await == Some(i64::try_from(WORKFLOWS).unwrap()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stuck: {:?} of {WORKFLOWS} completed",
-            completed_count(&url).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    std::fs::write(&stop, b"").unwrap();
-    for c in &mut children {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while c.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                c.kill().unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    // Outputs, and no row left pointing at a finished workflow.
-    let b = Backend::connect(&url).await.unwrap();
-    for i in 0..WORKFLOWS {
-        let out = b
-            .load_snapshot(&format!("fo-{i}"))
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
-        let expected = (i + 1) * 1000 + 3;
-        assert_eq!(
-            out,
-            bytes::Bytes::from(serde_json::to_vec(&expected).unwrap()),
-            "fo-{i}"
-        );
-    }
-    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
-    let queued: i64 = tasks::table.count().get_result(&mut conn).await.unwrap();
-    let claimed: i64 = claims::table.count().get_result(&mut conn).await.unwrap();
-    assert_eq!(
-        (queued, claimed),
-        (0, 0),
-        "queue or claim rows of finished workflows"
-    );
+    until_completed(&url, WORKFLOWS, Duration::from_secs(120)).await;
+    stop_workers(&mut children, &stop).await;
+    assert_all_done_and_nothing_left(&url).await;
 
     // Repeats, loop ends and the first step after the failover.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let mut runs: HashMap<(u64, String), u32> = HashMap::new();
-    let mut first_after = None;
-    let mut loops_ended = 0;
-    let mut metrics = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(4, ' ');
-        let (Some(ms), Some(_pid), Some(inst), Some(task)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if task.starts_with("LOOP-ENDED") {
-            eprintln!("{line}");
-            loops_ended += 1;
-            continue;
-        }
-        if task.starts_with("METRICS") {
-            metrics.push(task.to_owned());
-            continue;
-        }
-        let ms: u128 = ms.parse().unwrap();
-        // Steps started before the promotion finished were claimed on the
-        // old primary: the first one after it shows the new primary at work.
-        if ms > failed_over_at + promoted_in && first_after.is_none_or(|f| ms < f) {
-            first_after = Some(ms);
-        }
-        *runs
-            .entry((inst.parse().unwrap(), task.to_owned()))
-            .or_default() += 1;
-    }
+    let seen = read_runs_log(&log, failed_over_at + promoted_in);
     // Linear workflows have three steps, delayed ones two.
     let steps = WORKFLOWS / 2 * 3 + WORKFLOWS / 2 * 2;
     assert_eq!(
-        runs.len(),
+        seen.runs.len(),
         usize::try_from(steps).unwrap(),
         "every step ran"
     );
-    let mut repeats: Vec<(u64, String)> = runs
+    let mut repeats: Vec<(u64, String)> = seen
+        .runs
         .into_iter()
         .filter(|(_, n)| *n > 1)
         .map(|(k, _)| k)
         .collect();
     repeats.sort();
     eprintln!(
-        "failover ({}): promoted in {promoted_in} ms; first step started on the new primary {} ms after the stop; repeated steps {}: {repeats:?}; worker metrics {metrics:?}",
+        "failover ({}): promoted in {promoted_in} ms; first step started on the new primary {} ms after the stop; repeated steps {}: {repeats:?}; worker metrics {:?}",
         if synchronous {
             "synchronous"
         } else {
             "asynchronous"
         },
-        first_after.map_or(-1, |f| i64::try_from(f - failed_over_at).unwrap()),
+        seen.first_after
+            .map_or(-1, |f| i64::try_from(f - failed_over_at).unwrap()),
         repeats.len(),
+        seen.metrics,
     );
     drop(pair);
     let _ = std::fs::remove_dir_all(&dir);
     Some(Outcome {
         repeats,
-        first_step_after_ms: first_after.map(|f| f - failed_over_at),
-        loops_ended,
-        metrics,
+        first_step_after_ms: seen.first_after.map(|f| f - failed_over_at),
+        loops_ended: seen.loops_ended,
+        metrics: seen.metrics,
     })
 }
 

@@ -165,46 +165,67 @@ async fn until(rec: &mut Recorder, limit: Duration, done: impl Fn(&Snap) -> bool
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_known_run_records_known_values() {
-    let mut rec = Recorder::install();
-    let db = test_db().await;
-    let b = Backend::builder(db.url())
-        .recovery_grace(Duration::from_millis(200))
-        .build()
-        .await
-        .unwrap();
-    rec.take();
+/// The workflows phase B runs.
+const N: u64 = 12;
 
-    // ---- Phase A: the store driven directly.
-    let long = chrono::Duration::seconds(30);
-    // A crash window (see tests/maintenance.rs): s2's output saved under a
-    // claim that expired at once, the workflow never moved on.
-    let mut crashed = at_task("crashed", "s2");
+/// A crash window (see tests/maintenance.rs): `id`'s s2 output saved
+/// under a claim that expired at once, the workflow never moved on.
+async fn leave_a_crash_window(b: &Backend, id: &str) {
+    let mut crashed = at_task(id, "s2");
     crashed.mark_task_completed(tid("s1"), Bytes::from_static(b"one"));
     b.save_snapshot(&mut crashed).await.unwrap();
-    b.claim_task("crashed", &tid("s2"), "dead", ttl(chrono::Duration::zero()))
+    b.claim_task(id, &tid("s2"), "dead", ttl(chrono::Duration::zero()))
         .await
         .unwrap()
         .unwrap();
     crashed.mark_task_completed(tid("s2"), Bytes::from_static(b"two"));
     b.save_snapshot(&mut crashed).await.unwrap();
-    // Refusals, one per reason.
-    b.save_snapshot(&mut at_task("held", "a")).await.unwrap();
-    b.claim_task("held", &tid("a"), "w1", ttl(long))
+}
+
+/// `id` claimed by w1, then claims refused once for each reason: claimed
+/// by another, not at that task, no such workflow.
+async fn refuse_a_claim_for_each_reason(b: &Backend, id: &str, long: chrono::Duration) {
+    b.save_snapshot(&mut at_task(id, "a")).await.unwrap();
+    b.claim_task(id, &tid("a"), "w1", ttl(long))
         .await
         .unwrap()
         .unwrap();
-    let by_other = b.claim_task("held", &tid("a"), "w2", ttl(long)).await;
+    let by_other = b.claim_task(id, &tid("a"), "w2", ttl(long)).await;
     assert!(by_other.unwrap().is_none(), "claimed by w1");
-    let elsewhere = b.claim_task("held", &tid("zzz"), "w2", ttl(long)).await;
+    let elsewhere = b.claim_task(id, &tid("zzz"), "w2", ttl(long)).await;
     assert!(elsewhere.unwrap().is_none(), "not at that task");
     assert!(
         b.claim_task("ghost", &tid("a"), "w2", ttl(long))
             .await
             .is_err()
     );
-    // An expired claim taken over.
+}
+
+/// An undecodable row (see tests/claims.rs): `id`'s snapshot overwritten
+/// with bytes no codec reads.
+async fn make_undecodable(b: &Backend, db: &sayiir_diesel_testkit::TestDatabase, id: &str) {
+    b.save_snapshot(&mut at_task(id, "a")).await.unwrap();
+    let mut conn = raw_conn(db).await;
+    diesel::update(workflows::table.find(id))
+        .set(workflows::snapshot.eq(b"legacy json".to_vec()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// Phase A: the store driven directly. A crash window (see
+/// tests/maintenance.rs), a claim refused for each reason, an expired
+/// claim taken over and an undecodable row (see tests/claims.rs), then one
+/// finder call. Returns what was recorded, once the rows are deleted again.
+async fn drive_the_store(
+    b: &Backend,
+    db: &sayiir_diesel_testkit::TestDatabase,
+    rec: &mut Recorder,
+) -> Snap {
+    let long = chrono::Duration::seconds(30);
+    leave_a_crash_window(b, "crashed").await;
+    refuse_a_claim_for_each_reason(b, "held", long).await;
+    // An expired claim, taken over below.
     b.save_snapshot(&mut at_task("expiring", "a"))
         .await
         .unwrap();
@@ -217,14 +238,7 @@ async fn a_known_run_records_known_values() {
     .await
     .unwrap()
     .unwrap();
-    // An undecodable row (see tests/claims.rs).
-    b.save_snapshot(&mut at_task("bad", "a")).await.unwrap();
-    let mut conn = raw_conn(&db).await;
-    diesel::update(workflows::table.find("bad"))
-        .set(workflows::snapshot.eq(b"legacy json".to_vec()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    make_undecodable(b, db, "bad").await;
     // Past the claim TTL and the recovery grace.
     tokio::time::sleep(Duration::from_millis(700)).await;
     b.claim_task("expiring", &tid("a"), "w2", ttl(long))
@@ -244,6 +258,16 @@ async fn a_known_run_records_known_values() {
     assert_eq!(found, ["crashed"]);
 
     let a = rec.take();
+    for id in ["crashed", "held", "expiring", "bad"] {
+        b.delete_snapshot(id).await.unwrap();
+    }
+    a
+}
+
+/// Exact counts of phase A: four claims taken (one over an expired one),
+/// one refusal per reason, one recovery, one quarantine, one maintenance
+/// pass that saw two claimable rows.
+fn assert_store_counts(a: &Snap, b: &Backend) {
     assert_eq!(
         a.counter(t::CLAIMS_TAKEN),
         4,
@@ -270,19 +294,19 @@ async fn a_known_run_records_known_values() {
     );
     let m = b.metrics();
     assert_eq!((m.recovered, m.advanced, m.quarantined), (1, 1, 1));
-    for id in ["crashed", "held", "expiring", "bad"] {
-        b.delete_snapshot(id).await.unwrap();
-    }
+}
 
-    // ---- Phase B: linear workflows with a delay on two PooledWorkers.
-    const N: u64 = 12;
+/// Phase B: `N` linear workflows with a delay on two PooledWorkers, until
+/// every one completed and a maintenance pass sampled the empty queue.
+/// Returns the counters of the run.
+async fn run_on_workers(b: &Backend, rec: &mut Recorder) -> Snap {
     let wf = workflow();
     let client = WorkflowClient::new(b.clone());
     for i in 0..N {
         client.submit(&*wf, &format!("run-{i}"), i).await.unwrap();
     }
     rec.take();
-    let workers = spawn_workers(&b, &wf, 2, 2);
+    let workers = spawn_workers(b, &wf, 2, 2);
     for i in 0..N {
         wait_status(
             &client,
@@ -294,7 +318,7 @@ async fn a_known_run_records_known_values() {
     }
     // Drained: a maintenance pass (workers keep polling) samples an empty queue.
     let mut during = rec.take();
-    let last = until(&mut rec, Duration::from_secs(10), |s| {
+    let last = until(rec, Duration::from_secs(10), |s| {
         s.counter(t::MAINTENANCE_PASSES) > 0
             && s.gauges.get(t::QUEUE_DEPTH) == Some(&0.0)
             && s.gauges.get(t::QUEUE_OLDEST_AGE_SECONDS) == Some(&0.0)
@@ -309,6 +333,12 @@ async fn a_known_run_records_known_values() {
     for (k, v) in last.counters {
         *during.counters.entry(k).or_default() += v;
     }
+    during
+}
+
+/// Exact counts of phase B: a claim per step, one advance per delay, no
+/// takeover, recovery or quarantine.
+fn assert_worker_counts(during: &Snap) {
     let steps = AtomicU64::load(&STEPS_RUN, SeqCst);
     assert_eq!(steps, 3 * N, "every step ran once");
     assert_eq!(during.counter(t::CLAIMS_TAKEN), steps, "a claim per step");
@@ -317,8 +347,10 @@ async fn a_known_run_records_known_values() {
     assert_eq!(during.counter(t::RECOVERIES), 0);
     assert_eq!(during.counter(t::QUARANTINED), 0);
     assert!(during.counter(t::MAINTENANCE_PASSES) >= 1);
+}
 
-    // ---- The whole run.
+/// Every NOTIFY we issued reaches the one listener of this database.
+async fn until_every_wakeup_is_delivered(rec: &mut Recorder) {
     // Every NOTIFY we issued reaches the one listener of this database.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -334,7 +366,11 @@ async fn a_known_run_records_known_values() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let totals = &rec.totals;
+}
+
+/// The totals of the whole run: wakeups, `metrics()` agreeing with the
+/// recorder, one series per operation used, plausible timings.
+fn assert_totals(totals: &Snap, b: &Backend) {
     assert!(
         totals.counter(t::WAKEUPS_SENT) >= 4 + N,
         "at least each submit"
@@ -381,6 +417,10 @@ async fn a_known_run_records_known_values() {
             "{key}: {values:?}"
         );
     }
+}
+
+/// The pool gauges and waits, sampled at every checkout.
+fn assert_pool(totals: &Snap, a: &Snap) {
     // The pool: every store call took a connection.
     assert!(
         totals.histogram_count(t::POOL_WAIT_SECONDS) >= totals.histogram_count(&op("claim_task"))
@@ -389,4 +429,26 @@ async fn a_known_run_records_known_values() {
     assert!((1.0..=16.0).contains(&size), "pool size {size}");
     assert!(a.gauges[t::POOL_AVAILABLE] <= size);
     assert_eq!(a.gauges[t::POOL_MAX_SIZE], 16.0, "the default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_known_run_records_known_values() {
+    let mut rec = Recorder::install();
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .recovery_grace(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    rec.take();
+
+    let a = drive_the_store(&b, &db, &mut rec).await;
+    assert_store_counts(&a, &b);
+
+    let during = run_on_workers(&b, &mut rec).await;
+    assert_worker_counts(&during);
+
+    until_every_wakeup_is_delivered(&mut rec).await;
+    assert_totals(&rec.totals, &b);
+    assert_pool(&rec.totals, &a);
 }

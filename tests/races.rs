@@ -8,20 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder, WorkflowStatus};
-use sayiir_persistence::SnapshotStore;
 use sayiir_runtime::WorkflowClient;
 use sayiir_runtime::serialization::JsonCodec;
 
 /// Runs of the `last` task per input.
 static LAST_RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
-
-fn json(x: u64) -> Bytes {
-    Bytes::from(serde_json::to_vec(&x).unwrap())
-}
 
 /// first → last, where `last` takes 400 ms.
 fn slow_last() -> Arc<Workflow<JsonCodec, u64>> {
@@ -98,12 +92,7 @@ async fn a_pause_during_the_last_task_never_strands_the_workflow() {
             client.unpause(&id).await.unwrap();
         }
         wait_status(&client, &id, Duration::from_secs(30), completed).await;
-        let out = b
-            .load_snapshot(&id)
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
+        let out = final_output(&b, &id).await;
         assert_eq!(out, json((x + 1) * 2), "{id}");
         assert_eq!(last_runs(x + 1), 1, "{id}: the last task runs once");
     }
@@ -164,12 +153,7 @@ async fn two_events_around_a_park_arrive_in_order() {
             json(x * 10 + 1),
             "{id}: the first wait gets the first event"
         );
-        let out = b
-            .load_snapshot(&id)
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
+        let out = final_output(&b, &id).await;
         assert_eq!(
             out,
             json(x * 10 + 2),

@@ -8,13 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::error::BoxError;
 use sayiir_core::task::BranchOutputs;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder, WorkflowStatus};
-use sayiir_persistence::SnapshotStore;
 use sayiir_runtime::serialization::JsonCodec;
 use sayiir_runtime::{CheckpointingRunner, WorkerHandle, WorkflowClient};
 
@@ -90,10 +88,6 @@ async fn stop(ws: Vec<WorkerHandle<Backend>>) {
     }
 }
 
-fn json(x: u64) -> Bytes {
-    Bytes::from(serde_json::to_vec(&x).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fork_join_delay_retry_and_signal_on_three_workers() {
     let (_db, b) = backend().await;
@@ -126,12 +120,7 @@ async fn fork_join_delay_retry_and_signal_on_three_workers() {
             matches!(s, WorkflowStatus::Completed)
         })
         .await;
-        let out = b
-            .load_snapshot(&id)
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
+        let out = final_output(&b, &id).await;
         assert_eq!(
             out,
             json(x + 8),
@@ -177,12 +166,7 @@ async fn checkpointing_runner_runs_parks_and_resumes() {
     }
     // The runner runs fork branches concurrently, each on the fork's input.
     assert_eq!(client_join(&client, "ckpt").await, 2 * x + (x + 100));
-    let out = b
-        .load_snapshot("ckpt")
-        .await
-        .unwrap()
-        .final_output_bytes()
-        .unwrap();
+    let out = final_output(&b, "ckpt").await;
     assert_eq!(out, json(6));
 }
 
@@ -251,12 +235,7 @@ async fn pause_holds_a_workflow_until_unpaused() {
         matches!(s, WorkflowStatus::Completed)
     })
     .await;
-    let out = b
-        .load_snapshot("held")
-        .await
-        .unwrap()
-        .final_output_bytes()
-        .unwrap();
+    let out = final_output(&b, "held").await;
     assert_eq!(out, json(15));
     stop(ws).await;
 }

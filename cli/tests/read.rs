@@ -18,14 +18,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["instance_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn completed(b: &Backend, id: &str) {
     let mut s = at_task(id, "a");
     b.save_snapshot(&mut s).await.unwrap();

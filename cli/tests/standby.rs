@@ -6,19 +6,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use sayiir_diesel_testkit::ReplicatedPair;
-use serde_json::Value;
-
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["instance_id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn reads_work_on_a_standby_and_writes_fail_at_once() {
@@ -56,36 +45,8 @@ async fn reads_work_on_a_standby_and_writes_fail_at_once() {
     populate(&b).await;
 
     // The read commands on the standby show what the primary holds.
-    let reads: [&[&str]; 6] = [
-        &["status", "--json"],
-        &["list", "--json"],
-        &["list", "--json", "--status", "paused"],
-        &["show", "running", "--json"],
-        &["show", "queued", "--json"],
-        &["stuck", "--json", "--held-longer-than", "0s"],
-    ];
-    for args in reads {
-        let there = cli_at(&standby, args).json();
-        let here = cli_at(&primary, args).json();
-        assert_eq!(without_ages(&there), without_ages(&here), "{args:?}");
-    }
-    let status = cli_at(&standby, &["status", "--json"]).json();
-    assert_eq!(status["total"], 7);
-    assert_eq!(status["workflows"]["Paused"], 1);
-    assert_eq!(status["expired_claims"], 1);
-    assert_eq!(
-        ids(&cli_at(&standby, &["list", "--json"]).json()["workflows"]),
-        POPULATED
-    );
-    let running = cli_at(&standby, &["show", "running", "--json"]).json();
-    assert_eq!(running["claim"]["worker"], "w1");
-    let stuck = cli_at(&standby, &["stuck", "--json"]).json();
-    assert_eq!(ids(&stuck["expired_claims"]), ["lapsed"]);
-    assert_eq!(ids(&stuck["overdue_parks"]), ["napping"]);
-    for args in [&["status"][..], &["list"], &["show", "running"], &["stuck"]] {
-        assert!(!cli_at(&standby, args).ok().is_empty(), "{args:?}");
-    }
-    assert_eq!(cli_at(&standby, &["show", "nope"]).code, 3);
+    assert_reads_match(&standby, &primary);
+    assert_reads_show_populated(&standby);
 
     // Every write command fails at once, exit 1, naming the cause; nothing
     // reaches the primary.
@@ -101,28 +62,11 @@ async fn reads_work_on_a_standby_and_writes_fail_at_once() {
         &["migrate"],
     ];
     for args in writes {
-        let r = cli_at(&standby, args);
-        eprintln!(
-            "{args:?}: exit {} in {:?}: {}",
-            r.code,
-            r.elapsed,
-            r.stderr.trim_end()
+        assert_refused_at_once(
+            &standby,
+            args,
+            &["accepts no writes", "write commands need the primary"],
         );
-        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
-        assert!(
-            r.elapsed < Duration::from_secs(5),
-            "{args:?} took {:?}",
-            r.elapsed
-        );
-        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-        assert!(r.stderr.starts_with("sayiir-diesel: "), "{}", r.stderr);
-        assert!(
-            r.stderr.contains("accepts no writes")
-                && r.stderr.contains("write commands need the primary"),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
     }
     assert_eq!(fingerprint(&primary).await, before);
     assert_eq!(fingerprint(&standby).await, before);

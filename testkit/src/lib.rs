@@ -1,4 +1,29 @@
-//! Throwaway PostgreSQL for tests and demos.
+//! Throwaway PostgreSQL for tests of Sayiir workflows on sayiir-diesel, and
+//! for demos.
+//!
+//! # Testing your workflows
+//!
+//! Each test gets a database of its own, with sayiir-diesel's schema (and
+//! yours, when you pass your migrations), on a server the process starts
+//! for itself when `DATABASE_URL` is unset:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sayiir_diesel_testkit::Error> {
+//! use sayiir_diesel::DieselBackend;
+//! use sayiir_runtime::serialization::JsonCodec;
+//!
+//! let db = sayiir_diesel_testkit::sayiir_database().await?; // dropped with `db`
+//! let backend = DieselBackend::<JsonCodec>::connect(db.url()).await?;
+//! // submit with a `WorkflowClient`, run a `PooledWorker`, assert on the
+//! // status and output (see `tests/testing_workflows.rs`).
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`sayiir_database_with`] adds your own migrations;
+//! [`empty_database`] has nothing in it.
+//!
+//! # Servers and databases
 //!
 //! * [`PgServer::shared`] gives one server per process: the one named by
 //!   `DATABASE_URL` when it is set, otherwise a private cluster started from
@@ -7,40 +32,46 @@
 //!   the `postgres` user. The cluster lives in a temporary directory and is
 //!   stopped and removed when the process exits, however it exits: a small
 //!   shell supervisor holds the server and watches a pipe from this process.
-//! * [`PgServer::template`] migrates one template database once (named by a
-//!   key, so a changed schema gets a new template) and
-//!   [`Template::database`] hands out a fresh `CREATE DATABASE … TEMPLATE`
-//!   copy per test, dropped `WITH (FORCE)` when its handle is dropped.
-//!
+//! * [`PgServer::template`] prepares one template database once, under the
+//!   advisory lock [`TEMPLATE_LOCK_KEY`] (named by a key, so a changed
+//!   schema gets a new template: [`migrations_key`] derives one from
+//!   migration files), and [`Template::database`] hands out a fresh
+//!   `CREATE DATABASE … TEMPLATE` copy per test, dropped `WITH (FORCE)`
+//!   when its handle is dropped.
+//! * Copies that a crashed run left behind (on a `DATABASE_URL` server; a
+//!   throwaway server goes with its process) are dropped by the first
+//!   template call of a later run once they are [`LEFTOVER_AGE`] old and no
+//!   session uses them ([`PgServer::sweep_leftovers`]).
 //! * [`PgServer::start_with`] starts a server of its own with extra
 //!   `-c name=value` settings (e.g. `shared_preload_libraries=pg_stat_statements`
 //!   for a benchmark); [`PgServer::postmaster_pid`] and [`PgServer::data_dir`]
 //!   tell where it runs, and [`PgServer::restart`] restarts it (fast
 //!   shutdown, same port).
 //! * [`Proxy`] is a loopback TCP proxy that can hold or cut a client's
-//!   traffic (partitions and resets in fault tests).
+//!   traffic (partitions and resets in fault tests); [`PgBouncer`] and
+//!   [`ReplicatedPair`] start a pooler and a primary with a standby.
 //!
 //! Failures are loud: a server that cannot start is an error naming what
 //! was tried, never a silently skipped test.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-
-/// Errors from starting a server or creating databases.
+mod databases;
 mod pgbouncer;
 pub mod proxy;
 mod replica;
+mod template;
+pub use databases::{empty_database, migrations_key, sayiir_database, sayiir_database_with};
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
 pub use proxy::Proxy;
 pub use replica::ReplicatedPair;
+pub use template::{LEFTOVER_AGE, TEMPLATE_LOCK_KEY, TEST_DATABASE_PREFIX, Template, TestDatabase};
 
+/// Errors from starting a server or creating databases.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// A PostgreSQL server for tests: external (`DATABASE_URL`) or throwaway.
@@ -55,6 +86,8 @@ pub struct PgServer {
     postmaster_pid: AtomicU32,
     /// The throwaway cluster's data directory.
     data_dir: Option<PathBuf>,
+    /// Whether this process swept the leftovers of crashed runs yet.
+    swept: AtomicBool,
 }
 
 /// The supervisor process and its pipes.
@@ -147,6 +180,7 @@ impl PgServer {
                 templates: Mutex::new(Vec::new()),
                 postmaster_pid: AtomicU32::new(0),
                 data_dir: None,
+                swept: AtomicBool::new(false),
             });
         }
         let bin = find_bin_dir().ok_or(
@@ -209,6 +243,7 @@ impl PgServer {
             templates: Mutex::new(Vec::new()),
             postmaster_pid,
             data_dir,
+            swept: AtomicBool::new(false),
         })
     }
 
@@ -294,166 +329,6 @@ impl PgServer {
     pub fn url_for(&self, name: &str) -> String {
         with_database(&self.admin_url, name)
     }
-
-    /// A template database named `sayiir_tpl_<key>`, created and prepared by
-    /// `init(url)` once (across processes sharing a server, under an advisory
-    /// lock). Change `key` when what `init` does changes.
-    ///
-    /// # Errors
-    /// Database errors, or whatever `init` returns.
-    pub async fn template<F, Fut>(&'static self, key: &str, init: F) -> Result<Template, Error>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<(), Error>>,
-    {
-        let name = format!("sayiir_tpl_{key}");
-        if self
-            .templates
-            .lock()
-            .map_err(|e| e.to_string())?
-            .contains(&name)
-        {
-            return Ok(Template { server: self, name });
-        }
-        let mut admin = AsyncPgConnection::establish(&self.admin_url).await?;
-        admin
-            .batch_execute("SELECT pg_advisory_lock(7365796969720001)")
-            .await?;
-        let result = async {
-            let exists: bool = exists_database(&mut admin, &name).await?;
-            if !exists {
-                let building = format!("{name}_building");
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
-                    .await?;
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {building}"))
-                    .await?;
-                init(self.url_for(&building)).await?;
-                admin
-                    .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
-                    .await?;
-            }
-            Ok::<(), Error>(())
-        }
-        .await;
-        admin
-            .batch_execute("SELECT pg_advisory_unlock(7365796969720001)")
-            .await?;
-        result?;
-        self.templates
-            .lock()
-            .map_err(|e| e.to_string())?
-            .push(name.clone());
-        Ok(Template { server: self, name })
-    }
-}
-
-/// A migrated template database on a [`PgServer`].
-pub struct Template {
-    server: &'static PgServer,
-    name: String,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl Template {
-    /// A fresh copy of the template for one test.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn database(&self) -> Result<TestDatabase, Error> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "sayiir_test_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = AsyncPgConnection::establish(&self.server.admin_url).await?;
-        // Several tests copying one template at once can briefly see each
-        // other's copy in progress ("source database is being accessed").
-        let started = Instant::now();
-        loop {
-            let sql = format!("CREATE DATABASE {name} TEMPLATE {}", self.name);
-            match admin.batch_execute(&sql).await {
-                Ok(()) => break,
-                Err(e)
-                    if started.elapsed() < Duration::from_secs(30)
-                        && e.to_string().contains("being accessed by other users") =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(TestDatabase {
-            url: self.server.url_for(&name),
-            admin_url: self.server.admin_url.clone(),
-            name,
-        })
-    }
-}
-
-/// One test's own database; dropped `WITH (FORCE)` with the handle.
-pub struct TestDatabase {
-    url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    /// Connection URL of this database.
-    #[must_use]
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The database's name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop cannot await: do it on a short-lived thread with its own runtime.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
-                    let _ = admin.batch_execute(&sql).await;
-                }
-            });
-        });
-        let _ = handle.join();
-    }
-}
-
-async fn exists_database(admin: &mut AsyncPgConnection, name: &str) -> Result<bool, Error> {
-    use diesel::sql_types::{Bool, Text};
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Bool)]
-        exists: bool,
-    }
-    let row: Row =
-        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-            .bind::<Text, _>(name)
-            .get_result(admin)
-            .await?;
-    Ok(row.exists)
 }
 
 /// Replaces the database name in a `postgres://` URL.

@@ -4,63 +4,26 @@
 
 pub mod plan;
 
-use std::hash::{Hash, Hasher};
-
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
 use sayiir_diesel::DieselBackend;
-use sayiir_diesel_testkit::{PgServer, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_runtime::serialization::JsonCodec;
 
 pub type Backend = DieselBackend<JsonCodec>;
 
-/// Names the template after the migrations, so a changed schema gets a new one.
-fn template_key() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-    let mut files: Vec<_> = walk(std::path::Path::new(dir));
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        std::fs::read(&f).unwrap().hash(&mut h);
-    }
-    format!("{:016x}", h.finish())
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// A fresh, migrated database of its own.
 pub async fn test_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template(&template_key(), |url| async move {
-            sayiir_diesel::migrations::run(&url).await?;
-            Ok(())
-        })
+    sayiir_diesel_testkit::sayiir_database()
         .await
-        .expect("migrated template database");
-    template.database().await.expect("test database")
+        .expect("a migrated test database")
 }
 
 /// A fresh, empty (unmigrated) database of its own.
 pub async fn empty_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template("empty", |_url| async { Ok(()) })
+    sayiir_diesel_testkit::empty_database()
         .await
-        .expect("empty template");
-    template.database().await.expect("test database")
+        .expect("an empty test database")
 }
 
 /// A backend on a fresh database (keep the database handle alive).
@@ -68,6 +31,20 @@ pub async fn backend() -> (TestDatabase, Backend) {
     let db = test_db().await;
     let backend = Backend::connect(db.url()).await.expect("connect");
     (db, backend)
+}
+
+/// `x` encoded as a task's JSON output.
+pub fn json(x: u64) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(&x).unwrap())
+}
+
+/// The final output of workflow `id` (the test fails when it has none).
+pub async fn final_output(b: &Backend, id: &str) -> bytes::Bytes {
+    sayiir_persistence::SnapshotStore::load_snapshot(b, id)
+        .await
+        .unwrap()
+        .final_output_bytes()
+        .expect("a final output")
 }
 
 pub fn def_hash() -> DefinitionHash {
@@ -189,16 +166,7 @@ pub async fn run_two_step(b: &Backend, prefix: &str, n: u64) {
     for i in 0..n {
         let id = format!("{prefix}-{i}");
         wait_status(&client, &id, std::time::Duration::from_secs(30), completed).await;
-        let out = sayiir_persistence::SnapshotStore::load_snapshot(b, &id)
-            .await
-            .unwrap()
-            .final_output_bytes()
-            .unwrap();
-        assert_eq!(
-            out,
-            bytes::Bytes::from(serde_json::to_vec(&((i + 1) * 2)).unwrap()),
-            "{id}"
-        );
+        assert_eq!(final_output(b, &id).await, json((i + 1) * 2), "{id}");
     }
     for w in ws {
         w.shutdown();

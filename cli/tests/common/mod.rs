@@ -3,7 +3,6 @@
 //! and the real `sayiir-diesel` binary run against it.
 #![allow(dead_code)]
 
-use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,57 +11,23 @@ use bytes::Bytes;
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
 use sayiir_diesel::DieselBackend;
-use sayiir_diesel_testkit::{PgServer, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_runtime::serialization::JsonCodec;
 
 pub type Backend = DieselBackend<JsonCodec>;
 
-/// Names the template after the library's migrations.
-fn template_key() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
-    let mut files = Vec::new();
-    walk(std::path::Path::new(dir), &mut files);
-    files.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.file_name().hash(&mut h);
-        std::fs::read(&f).unwrap().hash(&mut h);
-    }
-    format!("cli_{:016x}", h.finish())
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 /// A fresh, migrated database of its own.
 pub async fn test_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template(&template_key(), |url| async move {
-            sayiir_diesel::migrations::run(&url).await?;
-            Ok(())
-        })
+    sayiir_diesel_testkit::sayiir_database()
         .await
-        .expect("migrated template database");
-    template.database().await.expect("test database")
+        .expect("a migrated test database")
 }
 
 /// A fresh database with nothing in it (not migrated).
 pub async fn empty_db() -> TestDatabase {
-    let server = PgServer::shared().expect("a PostgreSQL server for tests");
-    let template = server
-        .template("cli_empty", |_url| async { Ok(()) })
+    sayiir_diesel_testkit::empty_database()
         .await
-        .expect("empty template");
-    template.database().await.expect("test database")
+        .expect("an empty test database")
 }
 
 /// A backend on a fresh database; a short recovery grace so that requests
@@ -301,4 +266,96 @@ pub fn without_ages(v: &serde_json::Value) -> serde_json::Value {
         Value::Array(items) => Value::Array(items.iter().map(without_ages).collect()),
         other => other.clone(),
     }
+}
+
+/// The `instance_id`s of a JSON list of workflows or rows.
+pub fn ids(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["instance_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The read commands, in JSON, that the privilege and standby tests compare
+/// between two places.
+pub const READS: [&[&str]; 6] = [
+    &["status", "--json"],
+    &["list", "--json"],
+    &["list", "--json", "--status", "paused"],
+    &["show", "running", "--json"],
+    &["show", "queued", "--json"],
+    &["stuck", "--json", "--held-longer-than", "0s"],
+];
+
+/// Every one of [`READS`] gives at `url` what it gives at `reference`
+/// (ages aside).
+pub fn assert_reads_match(url: &str, reference: &str) {
+    for args in READS {
+        let here = cli_at(url, args).json();
+        let there = cli_at(reference, args).json();
+        assert_eq!(without_ages(&here), without_ages(&there), "{args:?}");
+    }
+}
+
+/// The read commands at `url` show what [`populate`] wrote, in JSON and in
+/// the human form, and a missing workflow is exit code 3.
+pub fn assert_reads_show_populated(url: &str) {
+    let status = cli_at(url, &["status", "--json"]).json();
+    assert_eq!(status["total"], 7);
+    assert_eq!(status["workflows"]["InProgress"], 5);
+    assert_eq!(status["workflows"]["Paused"], 1);
+    assert_eq!(status["workflows"]["Completed"], 1);
+    assert_eq!(status["queue"]["running"], 1);
+    assert_eq!(status["queue"]["parked_at_delay"], 1);
+    assert_eq!(status["expired_claims"], 1);
+    assert_eq!(status["pending_requests"], 1);
+    assert_eq!(status["buffered_events"], 1);
+    let list = cli_at(url, &["list", "--json"]).json();
+    assert_eq!(ids(&list["workflows"]), POPULATED);
+    let paused = cli_at(url, &["list", "--json", "--status", "paused"]).json();
+    assert_eq!(ids(&paused["workflows"]), ["paused"]);
+    let running = cli_at(url, &["show", "running", "--json"]).json();
+    assert_eq!(running["status"], "InProgress");
+    assert_eq!(running["claim"]["worker"], "w1");
+    assert_eq!(running["claim"]["expired"], false);
+    let queued = cli_at(url, &["show", "queued", "--json"]).json();
+    assert_eq!(queued["buffered_events"][0]["signal_name"], "go");
+    let stuck = cli_at(url, &["stuck", "--json"]).json();
+    assert_eq!(ids(&stuck["expired_claims"]), ["lapsed"]);
+    assert_eq!(ids(&stuck["overdue_parks"]), ["napping"]);
+    for args in [&["status"][..], &["list"], &["show", "running"], &["stuck"]] {
+        assert!(!cli_at(url, args).ok().is_empty(), "{args:?}");
+    }
+    let missing = cli_at(url, &["show", "nope"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+}
+
+/// The command `args` at `url` fails at once (exit 1 within 5 s), prints
+/// nothing on stdout and one line on stderr that names the binary and
+/// contains every one of `says`.
+pub fn assert_refused_at_once(url: &str, args: &[&str], says: &[&str]) {
+    let r = cli_at(url, args);
+    eprintln!(
+        "{args:?}: exit {} in {:?}: {}",
+        r.code,
+        r.elapsed,
+        r.stderr.trim_end()
+    );
+    assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "{args:?} took {:?}",
+        r.elapsed
+    );
+    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    assert!(r.stderr.starts_with("sayiir-diesel: "), "{}", r.stderr);
+    for words in says {
+        assert!(
+            r.stderr.contains(words),
+            "{args:?}: no {words:?} in {}",
+            r.stderr
+        );
+    }
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
 }

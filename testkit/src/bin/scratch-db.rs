@@ -4,8 +4,6 @@
 
 use std::process::{Command, ExitCode};
 
-use sayiir_diesel_testkit::PgServer;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -14,9 +12,7 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let outcome = async {
-        let server = PgServer::shared()?;
-        let template = server.template("empty", |_url| async { Ok(()) }).await?;
-        let db = template.database().await?;
+        let db = sayiir_diesel_testkit::empty_database().await?;
         let status = Command::new(cmd)
             .args(rest)
             .env("DATABASE_URL", db.url())
