@@ -2,32 +2,17 @@
 -- seconds, worker tags $3), each handed to $1 for $5 milliseconds so that
 -- other workers' finders pass it by, with its hydrated snapshot.
 --
--- Every rule is decided on the queue row itself, read through
--- tasks_runnable_idx (priority, aged_from) one priority level at a time, so
+-- Every rule is decided on the queue row itself (the shared ones through
+-- sayiir.task_is_dispatchable), read through tasks_runnable_idx (priority,
+-- aged_from) one priority level (sayiir.task_priorities) at a time, so
 -- the cost is O(levels x limit) whatever the backlog, and no join exists
 -- that the planner could turn into a scan. Within a level, the oldest row
 -- has the best aged priority (priority - age / aging), so each level's walk
 -- stops after $4 rows and the merge below is exact. Tasks that last failed
 -- on this worker come last (SPEC 4.4), from their own small index.
-WITH RECURSIVE levels (priority) AS (
-    (SELECT q.priority
-     FROM sayiir.tasks AS q
-     WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
-     ORDER BY q.priority
-     LIMIT 1)
-    UNION ALL
-    SELECT (SELECT q.priority
-            FROM sayiir.tasks AS q
-            WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
-              AND q.priority > l.priority
-            ORDER BY q.priority
-            LIMIT 1)
-    FROM levels AS l
-    WHERE l.priority IS NOT NULL
-),
-candidates AS (
+WITH candidates AS (
     SELECT c.instance_id, c.task_id, c.priority, c.aged_from, false AS failed_here
-    FROM levels AS l
+    FROM sayiir.task_priorities AS l
     CROSS JOIN LATERAL (
         SELECT q.instance_id, q.task_id, q.priority, q.aged_from
         FROM sayiir.tasks AS q
@@ -36,12 +21,7 @@ candidates AS (
           AND q.failed_worker IS DISTINCT FROM $1
           AND (cardinality($3::text[]) = 0 OR q.tags <@ $3::text[])
           AND (q.offered_until IS NULL OR q.offered_until <= now() OR q.offered_to = $1)
-          -- dispatchable:begin
-          AND q.input_ready
-          AND NOT q.requested
-          AND (q.retry_at IS NULL OR q.retry_at <= now())
-          AND (q.claimed_until IS NULL OR q.claimed_until <= now())
-          -- dispatchable:end
+          AND sayiir.task_is_dispatchable(q.input_ready, q.requested, q.retry_at, q.claimed_until)
         ORDER BY q.aged_from
         LIMIT $4
         FOR NO KEY UPDATE SKIP LOCKED
@@ -55,12 +35,7 @@ candidates AS (
           AND q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
           AND (cardinality($3::text[]) = 0 OR q.tags <@ $3::text[])
           AND (q.offered_until IS NULL OR q.offered_until <= now() OR q.offered_to = $1)
-          -- dispatchable:begin
-          AND q.input_ready
-          AND NOT q.requested
-          AND (q.retry_at IS NULL OR q.retry_at <= now())
-          AND (q.claimed_until IS NULL OR q.claimed_until <= now())
-          -- dispatchable:end
+          AND sayiir.task_is_dispatchable(q.input_ready, q.requested, q.retry_at, q.claimed_until)
         ORDER BY q.priority, q.aged_from
         LIMIT $4
         FOR NO KEY UPDATE SKIP LOCKED

@@ -19,9 +19,4 @@ WHERE q.instance_id = $1
   AND q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
   AND w.status = 'InProgress' AND w.position_kind = 'AtTask'
   AND w.current_task_id = q.task_id
-  -- dispatchable:begin
-  AND q.input_ready
-  AND NOT q.requested
-  AND (q.retry_at IS NULL OR q.retry_at <= now())
-  AND (q.claimed_until IS NULL OR q.claimed_until <= now())
-  -- dispatchable:end
+  AND sayiir.task_is_dispatchable(q.input_ready, q.requested, q.retry_at, q.claimed_until)

@@ -7,36 +7,15 @@
 -- priority level (walked as the finder walks them), so a backlog of any
 -- size costs at most $1 index entries plus one short walk per level.
 -- Worker tags and offers do not matter here: an offered task still waits.
-WITH RECURSIVE levels (priority) AS (
-    (SELECT q.priority
-     FROM sayiir.tasks AS q
-     WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
-     ORDER BY q.priority
-     LIMIT 1)
-    UNION ALL
-    SELECT (SELECT q.priority
-            FROM sayiir.tasks AS q
-            WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
-              AND q.priority > l.priority
-            ORDER BY q.priority
-            LIMIT 1)
-    FROM levels AS l
-    WHERE l.priority IS NOT NULL
-),
-heads AS (
+WITH heads AS (
     SELECT h.aged_from
-    FROM levels AS l
+    FROM sayiir.task_priorities AS l
     CROSS JOIN LATERAL (
         SELECT q.aged_from
         FROM sayiir.tasks AS q
         WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
           AND q.priority = l.priority
-          -- dispatchable:begin
-          AND q.input_ready
-          AND NOT q.requested
-          AND (q.retry_at IS NULL OR q.retry_at <= now())
-          AND (q.claimed_until IS NULL OR q.claimed_until <= now())
-          -- dispatchable:end
+          AND sayiir.task_is_dispatchable(q.input_ready, q.requested, q.retry_at, q.claimed_until)
         ORDER BY q.aged_from
         LIMIT 1
     ) AS h
@@ -45,12 +24,7 @@ claimable AS (
     SELECT 1
     FROM sayiir.tasks AS q
     WHERE q.position_kind = 'AtTask' AND NOT q.completed AND q.quarantined IS NULL
-      -- dispatchable:begin
-      AND q.input_ready
-      AND NOT q.requested
-      AND (q.retry_at IS NULL OR q.retry_at <= now())
-      AND (q.claimed_until IS NULL OR q.claimed_until <= now())
-      -- dispatchable:end
+      AND sayiir.task_is_dispatchable(q.input_ready, q.requested, q.retry_at, q.claimed_until)
     ORDER BY q.priority, q.aged_from
     LIMIT $1
 )
