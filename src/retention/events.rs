@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batches, Batching, PruneReport, cutoff, rows};
+use super::{Batching, PruneReport, by_age, cutoff, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{events, workflows};
@@ -33,18 +33,20 @@ pub async fn delete_orphan_events(
     older_than: Duration,
     batching: Batching,
 ) -> Result<PruneReport> {
-    let cutoff = cutoff(conn, older_than).await?;
-    let size = batching.rows();
-    let mut run = Batches::new(batching);
-    loop {
-        let removed = conn
-            .transaction(async |conn| batch(conn, cutoff, size).await)
-            .await?;
-        run.report.orphan_events += rows(removed);
-        if !run.another(removed) {
-            return Ok(run.report);
-        }
-    }
+    by_age(
+        conn,
+        older_than,
+        batching,
+        async |conn, cutoff, size| {
+            conn.transaction(async |conn| batch(conn, cutoff, size).await)
+                .await
+        },
+        |report, removed| {
+            report.orphan_events += rows(removed);
+            removed
+        },
+    )
+    .await
 }
 
 /// The status of an event's instance (`NULL`: no such instance), as a

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batches, Batching, PruneReport, cutoff, rows};
+use super::{Batching, PruneReport, by_age, cutoff, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{claims, events, history, task_outputs, workflows};
@@ -32,19 +32,21 @@ pub async fn delete_finished_workflows(
     older_than: Duration,
     batching: Batching,
 ) -> Result<PruneReport> {
-    let cutoff = cutoff(conn, older_than).await?;
-    let size = batching.rows();
-    let mut run = Batches::new(batching);
-    loop {
-        let batch = conn
-            .transaction(async |conn| batch(conn, cutoff, size).await)
-            .await?;
-        let workflows = usize::try_from(batch.workflows).unwrap_or(usize::MAX);
-        run.report += batch;
-        if !run.another(workflows) {
-            return Ok(run.report);
-        }
-    }
+    by_age(
+        conn,
+        older_than,
+        batching,
+        async |conn, cutoff, size| {
+            conn.transaction(async |conn| batch(conn, cutoff, size).await)
+                .await
+        },
+        |report, batch| {
+            let workflows = usize::try_from(batch.workflows).unwrap_or(usize::MAX);
+            *report += batch;
+            workflows
+        },
+    )
+    .await
 }
 
 /// The candidates of one batch, oldest first, locked.

@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batches, Batching, PruneReport, cutoff, rows};
+use super::{Batching, PruneReport, by_age, cutoff, rows};
 use crate::error::Result;
 use crate::queries::Raw;
 
@@ -31,16 +31,17 @@ pub async fn prune_history_older_than(
     older_than: Duration,
     batching: Batching,
 ) -> Result<PruneReport> {
-    let cutoff = cutoff(conn, older_than).await?;
-    let size = batching.rows();
-    let mut run = Batches::new(batching);
-    loop {
-        let removed = history_by_age(cutoff, size).execute(conn).await?;
-        run.report.history_by_age += rows(removed);
-        if !run.another(removed) {
-            return Ok(run.report);
-        }
-    }
+    by_age(
+        conn,
+        older_than,
+        batching,
+        async |conn, cutoff, size| Ok(history_by_age(cutoff, size).execute(conn).await?),
+        |report, removed| {
+            report.history_by_age += rows(removed);
+            removed
+        },
+    )
+    .await
 }
 
 fn history_by_age(cutoff: DateTime<Utc>, size: i64) -> Raw<'static> {

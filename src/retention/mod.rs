@@ -274,6 +274,29 @@ fn rows(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+/// Runs one age-based step: reads the cutoff once (server clock), then
+/// calls `batch(conn, cutoff, size)` until a batch removes fewer than
+/// [`Batching::size`] rows or the cap is reached. `tally` adds a batch's
+/// outcome to the report and returns the rows that count for "fewer".
+async fn by_age<B>(
+    conn: &mut AsyncPgConnection,
+    older_than: Duration,
+    batching: Batching,
+    mut batch: impl AsyncFnMut(&mut AsyncPgConnection, DateTime<Utc>, i64) -> Result<B>,
+    tally: impl Fn(&mut PruneReport, B) -> usize,
+) -> Result<PruneReport> {
+    let cutoff = cutoff(conn, older_than).await?;
+    let size = batching.rows();
+    let mut run = Batches::new(batching);
+    loop {
+        let outcome = batch(conn, cutoff, size).await?;
+        let removed = tally(&mut run.report, outcome);
+        if !run.another(removed) {
+            return Ok(run.report);
+        }
+    }
+}
+
 /// The loop every step runs: batches until one removes fewer than
 /// [`Batching::size`] rows, or the cap is reached.
 struct Batches {
