@@ -3,6 +3,7 @@
 //! row, its outputs, its history, its dispatch-queue row and its wakeup in
 //! agreement; every multi-row operation locks this row first.
 
+mod queue_row;
 mod write;
 
 use chrono::{DateTime, Utc};

@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
-use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot, WorkflowSnapshotState};
-use sayiir_persistence::TaskWakeupHint;
+use sayiir_core::snapshot::{WorkflowSnapshot, WorkflowSnapshotState};
 
+use super::queue_row::{queue_row, wakeup_payload};
 use crate::error::{Result, check_key, check_text};
 use crate::kinds::QueuedPosition;
 use crate::queries::Raw;
@@ -29,10 +29,6 @@ use crate::queries::Raw;
 /// Upserts the workflow with its outputs, history entry, queue row and
 /// wakeup: one statement (data-modifying CTEs).
 pub(crate) const WRITE: &str = include_str!("write.sql");
-
-/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger hints
-/// are sent empty (a wakeup without a hint).
-pub(crate) const MAX_NOTIFY_PAYLOAD: usize = 7999;
 
 /// What a write changes besides the blob.
 pub(crate) struct Write<'a> {
@@ -55,89 +51,6 @@ struct Written {
     /// Wakeups the statement issued (counted as sent; delivered at commit).
     #[diesel(sql_type = BigInt)]
     notified: i64,
-}
-
-/// The queue columns of an InProgress instance at a task or a park.
-struct QueueRow {
-    kind: QueuedPosition,
-    task_id: Option<TaskId>,
-    park_id: Option<TaskId>,
-    signal_name: Option<String>,
-    wake_at: Option<DateTime<Utc>>,
-    completed: bool,
-    retry_at: Option<DateTime<Utc>>,
-    failed_worker: Option<String>,
-}
-
-fn queue_row(snapshot: &WorkflowSnapshot) -> Option<QueueRow> {
-    let WorkflowSnapshotState::InProgress {
-        position,
-        completed_tasks,
-        ..
-    } = &snapshot.state
-    else {
-        return None;
-    };
-    let (kind, task_id, park_id, signal_name, wake_at) = match position {
-        ExecutionPosition::AtTask { task_id } => {
-            (QueuedPosition::AtTask, Some(*task_id), None, None, None)
-        }
-        ExecutionPosition::AtDelay {
-            delay_id,
-            wake_at,
-            next_task_id,
-            ..
-        } => (
-            QueuedPosition::AtDelay,
-            *next_task_id,
-            Some(*delay_id),
-            None,
-            Some(*wake_at),
-        ),
-        ExecutionPosition::AtSignal {
-            signal_id,
-            signal_name,
-            wake_at,
-            next_task_id,
-        } => (
-            QueuedPosition::AtSignal,
-            *next_task_id,
-            Some(*signal_id),
-            Some(signal_name.clone()),
-            *wake_at,
-        ),
-        _ => return None,
-    };
-    let retry = task_id.and_then(|t| snapshot.task_retries.get(&t));
-    Some(QueueRow {
-        kind,
-        task_id,
-        park_id,
-        signal_name,
-        wake_at,
-        completed: kind == QueuedPosition::AtTask
-            && task_id.is_some_and(|t| completed_tasks.contains_key(&t)),
-        retry_at: retry.map(|r| r.next_retry_at),
-        failed_worker: retry.and_then(|r| r.last_failed_worker.clone()),
-    })
-}
-
-/// The wakeup payload for a committed dispatchable state, if any.
-fn wakeup_payload(snapshot: &WorkflowSnapshot, queue: Option<&QueueRow>) -> Option<String> {
-    let queue = queue.filter(|q| q.kind == QueuedPosition::AtTask && !q.completed)?;
-    let task_id = queue.task_id?;
-    let hint = TaskWakeupHint {
-        instance_id: snapshot.instance_id.to_string(),
-        task_id: *task_id.as_bytes(),
-        definition_hash: *snapshot.definition_hash.as_bytes(),
-        tags: snapshot.task_tags.clone(),
-    };
-    let payload = hint.encode();
-    Some(if payload.len() > MAX_NOTIFY_PAYLOAD {
-        String::new()
-    } else {
-        payload
-    })
 }
 
 /// Checks every text the write stores for NUL bytes before any write.
@@ -339,6 +252,7 @@ pub(crate) async fn write(
 mod tests {
     use bytes::Bytes;
     use sayiir_core::DefinitionHash;
+    use sayiir_core::snapshot::ExecutionPosition;
 
     use super::*;
 
