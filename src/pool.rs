@@ -62,7 +62,7 @@ async fn apply_settings(
 /// trip per operation); a connection that broke is reported by its first
 /// statement and then discarded by the pool.
 pub(crate) fn build(config: &Config, connect: ConnectFn) -> Result<PgPool> {
-    crate::error::check_text("application_name", &config.application_name)?;
+    crate::input::check_text("application_name", &config.application_name)?;
     let settings = SessionSettings {
         application_name: config.application_name.clone(),
         statement_timeout_ms: config.statement_timeout.map(|d| d.as_millis()),

@@ -68,7 +68,7 @@ where
 
     /// The hinted task when the finder's rules would hand it out now.
     pub(crate) async fn find_hinted(&self, hint: &TaskWakeupHint) -> Result<Option<AvailableTask>> {
-        if crate::error::check_id("instance id", &hint.instance_id).is_err() {
+        if crate::input::check_id("instance id", &hint.instance_id).is_err() {
             return Ok(None);
         }
         let mut conn = self.conn().await?;

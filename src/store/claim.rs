@@ -31,7 +31,8 @@ use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
 use crate::DieselBackend;
 use crate::dispatch::{Poll, retry_transient};
-use crate::error::{Error, check_id, check_key, check_text};
+use crate::error::Error;
+use crate::input::{check_id, check_key, check_text};
 use crate::models::claims::{self, ClaimChange};
 use crate::telemetry::{self, Op, Refusal, store_call};
 
@@ -129,8 +130,9 @@ where
         Ok(claim_changed(&change, instance_id, *task_id, worker_id)?)
     }
 
-    /// Transient failures are retried (see [`retry_transient`]): a database
-    /// hiccup never ends a worker's loop.
+    /// Transient failures (a lost connection, a restarting server, a pool
+    /// timeout) are retried for up to 30 s, then answered with nothing
+    /// found: a database hiccup never ends a worker's loop.
     #[tracing::instrument(level = "debug", skip_all, fields(%worker_id, limit = limit))]
     async fn find_available_tasks(
         &self,

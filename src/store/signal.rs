@@ -33,7 +33,8 @@ use sayiir_core::snapshot::{
 use sayiir_persistence::{BackendError, SignalStore};
 
 use crate::DieselBackend;
-use crate::error::{Error, Result, check_id, check_key, check_lookup_id, check_text};
+use crate::error::{Error, Result};
+use crate::input::{check_id, check_key, check_lookup_id, check_text};
 use crate::kinds::Status;
 use crate::models::events::{self, NewEvent};
 use crate::models::signals::{self, NewSignal};

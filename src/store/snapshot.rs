@@ -18,7 +18,8 @@ use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_persistence::{BackendError, SnapshotStore};
 
 use crate::DieselBackend;
-use crate::error::{Error, check_lookup_id};
+use crate::error::Error;
+use crate::input::check_lookup_id;
 use crate::kinds::Status;
 use crate::models::workflows::{self, check_snapshot_text};
 use crate::persist::Persist;

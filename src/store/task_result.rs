@@ -9,7 +9,8 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_persistence::{BackendError, TaskResultStore};
 
 use crate::DieselBackend;
-use crate::error::{Error, check_lookup_id};
+use crate::error::Error;
+use crate::input::check_lookup_id;
 use crate::models::task_outputs;
 use crate::telemetry::{Op, store_call};
 

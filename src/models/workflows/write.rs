@@ -22,7 +22,8 @@ use sayiir_core::TaskId;
 use sayiir_core::snapshot::{WorkflowSnapshot, WorkflowSnapshotState};
 
 use super::queue_row::{queue_row, wakeup_payload};
-use crate::error::{Result, check_key, check_text};
+use crate::error::Result;
+use crate::input::{check_key, check_text};
 use crate::kinds::QueuedPosition;
 use crate::queries::Raw;
 
@@ -55,7 +56,7 @@ struct Written {
 
 /// Checks every text the write stores for NUL bytes before any write.
 pub(crate) fn check_snapshot_text(snapshot: &WorkflowSnapshot) -> Result<()> {
-    crate::error::check_id("instance id", &snapshot.instance_id)?;
+    crate::input::check_id("instance id", &snapshot.instance_id)?;
     if let Some(tp) = &snapshot.trace_parent {
         check_text("trace_parent", tp)?;
     }
