@@ -33,20 +33,11 @@ pub async fn delete_orphan_events(
     older_than: Duration,
     batching: Batching,
 ) -> Result<PruneReport> {
-    by_age(
-        conn,
-        older_than,
-        batching,
-        async |conn, cutoff, size| {
-            conn.transaction(async |conn| batch(conn, cutoff, size).await)
-                .await
-        },
-        |report, removed| {
-            report.orphan_events += rows(removed);
-            removed
-        },
-    )
-    .await
+    let tally = |report: &mut PruneReport, removed| {
+        report.orphan_events += rows(removed);
+        removed
+    };
+    by_age(conn, older_than, batching, batch, tally).await
 }
 
 /// The status of an event's instance (`NULL`: no such instance), as a
@@ -86,12 +77,17 @@ macro_rules! by_id {
     };
 }
 
+/// One batch, in a transaction of its own: lock the candidates (skipping
+/// locked ones), delete them.
 async fn batch(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>, size: i64) -> Result<usize> {
-    let ids: Vec<i64> = candidates!(cutoff, size).load(conn).await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(by_id!(&ids).execute(conn).await?)
+    conn.transaction(async |conn| {
+        let ids: Vec<i64> = candidates!(cutoff, size).load(conn).await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(by_id!(&ids).execute(conn).await?)
+    })
+    .await
 }
 
 /// The plans of this step's statements.

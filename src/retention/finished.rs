@@ -32,21 +32,12 @@ pub async fn delete_finished_workflows(
     older_than: Duration,
     batching: Batching,
 ) -> Result<PruneReport> {
-    by_age(
-        conn,
-        older_than,
-        batching,
-        async |conn, cutoff, size| {
-            conn.transaction(async |conn| batch(conn, cutoff, size).await)
-                .await
-        },
-        |report, batch| {
-            let workflows = usize::try_from(batch.workflows).unwrap_or(usize::MAX);
-            *report += batch;
-            workflows
-        },
-    )
-    .await
+    let tally = |report: &mut PruneReport, batch: PruneReport| {
+        let workflows = usize::try_from(batch.workflows).unwrap_or(usize::MAX);
+        *report += batch;
+        workflows
+    };
+    by_age(conn, older_than, batching, batch, tally).await
 }
 
 /// The candidates of one batch, oldest first, locked.
@@ -78,26 +69,31 @@ macro_rules! rows_of {
     };
 }
 
+/// One batch, in a transaction of its own: lock the candidates (skipping
+/// locked ones), delete their rows in every table.
 async fn batch(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
     size: i64,
 ) -> Result<PruneReport> {
-    let ids: Vec<String> = candidates!(cutoff, size).load(conn).await?;
-    if ids.is_empty() {
-        return Ok(PruneReport::default());
-    }
-    let workflow_events = rows_of!(events, &ids).execute(conn).await?;
-    let outputs = rows_of!(task_outputs, &ids).execute(conn).await?;
-    let workflow_history = rows_of!(history, &ids).execute(conn).await?;
-    let deleted = rows_of!(workflows, &ids).execute(conn).await?;
-    Ok(PruneReport {
-        workflows: rows(deleted),
-        outputs: rows(outputs),
-        workflow_history: rows(workflow_history),
-        workflow_events: rows(workflow_events),
-        ..PruneReport::default()
+    conn.transaction(async |conn| {
+        let ids: Vec<String> = candidates!(cutoff, size).load(conn).await?;
+        if ids.is_empty() {
+            return Ok(PruneReport::default());
+        }
+        let workflow_events = rows_of!(events, &ids).execute(conn).await?;
+        let outputs = rows_of!(task_outputs, &ids).execute(conn).await?;
+        let workflow_history = rows_of!(history, &ids).execute(conn).await?;
+        let deleted = rows_of!(workflows, &ids).execute(conn).await?;
+        Ok(PruneReport {
+            workflows: rows(deleted),
+            outputs: rows(outputs),
+            workflow_history: rows(workflow_history),
+            workflow_events: rows(workflow_events),
+            ..PruneReport::default()
+        })
     })
+    .await
 }
 
 /// The plans of this step's statements.
