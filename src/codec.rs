@@ -8,13 +8,13 @@ use crate::error::{Error, Result};
 
 /// Encodes `snapshot` as it is (callers strip outputs first).
 pub(crate) fn encode<C: SnapshotCodec>(codec: &C, snapshot: &WorkflowSnapshot) -> Result<Vec<u8>> {
-    encode_framed(codec, snapshot).map_err(|e| Error::Codec(e.to_string()))
+    encode_framed(codec, snapshot).map_err(Error::Codec)
 }
 
 /// Decodes a framed blob; a pre-1.0, foreign-codec or corrupt blob is
 /// [`Error::Codec`] with the envelope's own explanation.
 pub(crate) fn decode<C: SnapshotCodec>(codec: &C, blob: &[u8]) -> Result<WorkflowSnapshot> {
-    decode_framed(codec, blob).map_err(|e| Error::Codec(e.to_string()))
+    decode_framed(codec, blob).map_err(Error::Codec)
 }
 
 /// Parses a stored 32-byte task id.

@@ -10,15 +10,16 @@ pub enum Error {
     /// A connection could not be opened.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connection(#[from] diesel::ConnectionError),
-    /// The pool gave no connection (timed out, closed or failed to create one).
+    /// The pool gave no connection (timed out, closed or failed to create
+    /// one), or the `LISTEN` connection was not ready in time.
     #[error("connection pool: {0}")]
-    Pool(String),
+    Pool(#[source] BoxError),
     /// The pool could not be built from the given settings.
     #[error("cannot build the connection pool: {0}")]
-    PoolBuild(String),
+    PoolBuild(#[source] BoxError),
     /// Applying or reverting migrations failed.
     #[error("migrations: {0}")]
-    Migration(String),
+    Migration(#[source] BoxError),
     /// The server is older than the oldest supported PostgreSQL.
     #[error("PostgreSQL {found} is not supported: sayiir-diesel needs PostgreSQL 13 or newer")]
     UnsupportedServer {
@@ -40,9 +41,10 @@ pub enum Error {
         #[source]
         source: diesel::result::Error,
     },
-    /// A snapshot could not be encoded or a stored blob could not be decoded.
+    /// A snapshot could not be encoded or a stored blob could not be decoded
+    /// (the envelope's or the codec's error).
     #[error("codec: {0}")]
-    Codec(String),
+    Codec(#[source] BoxError),
     /// A caller passed a value that cannot be stored (empty id, NUL byte,
     /// too long…).
     #[error("invalid input: {what} {why}")]
@@ -112,6 +114,11 @@ pub enum Error {
     },
 }
 
+/// The cause an error variant carries when it comes from a library whose
+/// error type is itself a boxed error (the codec, the migration harness,
+/// the pool).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Short alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -121,7 +128,7 @@ impl From<Error> for BackendError {
     fn from(err: Error) -> Self {
         match err {
             Error::NotFound(what) => BackendError::NotFound(what),
-            Error::Codec(msg) => BackendError::Serialization(msg),
+            Error::Codec(cause) => BackendError::Serialization(cause.to_string()),
             Error::CannotCancel { status } => BackendError::CannotCancel(status),
             Error::CannotPause { status } => BackendError::CannotPause(status),
             Error::NotPaused { status } => BackendError::CannotPause(format!(
@@ -137,7 +144,7 @@ impl From<Error> for BackendError {
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
     fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        Error::Pool(err.to_string())
+        Error::Pool(Box::new(err))
     }
 }
 

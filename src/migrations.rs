@@ -135,11 +135,11 @@ where
             });
         outcome.map_err(|e| match e {
             Failure::Refused(e) => e,
-            Failure::Harness(e) => Error::Migration(e.to_string()),
+            Failure::Harness(e) => Error::Migration(e),
         })
     })
     .await
-    .map_err(|e| Error::Migration(format!("migration thread failed: {e}")))?
+    .map_err(|e| Error::Migration(format!("migration thread failed: {e}").into()))?
 }
 
 #[cfg(test)]

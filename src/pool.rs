@@ -91,7 +91,7 @@ pub(crate) fn build(config: &Config, connect: ConnectFn) -> Result<PgPool> {
         .recycle_timeout(Some(nonzero(config.connect_timeout)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| Error::PoolBuild(e.to_string()))
+        .map_err(|e| Error::PoolBuild(Box::new(e)))
 }
 
 fn nonzero(d: Duration) -> Duration {
