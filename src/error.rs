@@ -3,6 +3,8 @@
 
 use sayiir_persistence::BackendError;
 
+use crate::kinds::Status;
+
 /// Everything that can go wrong in `sayiir-diesel`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,19 +63,19 @@ pub enum Error {
     #[error("cannot cancel a workflow that is {status}")]
     CannotCancel {
         /// The workflow's stored status.
-        status: String,
+        status: Status,
     },
     /// A pause was requested for a workflow that already finished.
     #[error("cannot pause a workflow that is {status}")]
     CannotPause {
         /// The workflow's stored status.
-        status: String,
+        status: Status,
     },
     /// `unpause` was called on a workflow that is not paused.
-    #[error("workflow is not paused (current state: {status:?})")]
+    #[error("workflow is not paused (current state: \"{status}\")")]
     NotPaused {
-        /// The workflow's stored state.
-        status: String,
+        /// The workflow's stored status.
+        status: Status,
     },
     /// The claim is held by another worker.
     #[error("claim owned by different worker: {owner}")]
@@ -129,10 +131,11 @@ impl From<Error> for BackendError {
         match err {
             Error::NotFound(what) => BackendError::NotFound(what),
             Error::Codec(cause) => BackendError::Serialization(cause.to_string()),
-            Error::CannotCancel { status } => BackendError::CannotCancel(status),
-            Error::CannotPause { status } => BackendError::CannotPause(status),
+            Error::CannotCancel { status } => BackendError::CannotCancel(status.to_string()),
+            Error::CannotPause { status } => BackendError::CannotPause(status.to_string()),
             Error::NotPaused { status } => BackendError::CannotPause(format!(
-                "Workflow is not paused (current state: {status:?})"
+                "Workflow is not paused (current state: {:?})",
+                status.as_str()
             )),
             Error::ClaimedByOther { owner } => {
                 BackendError::Backend(format!("Claim owned by different worker: {owner}"))
@@ -326,7 +329,7 @@ mod tests {
         let e: BackendError = Error::Pool("timed out".into()).into();
         assert!(matches!(e, BackendError::Backend(m) if m.contains("timed out")));
         let e: BackendError = Error::CannotCancel {
-            status: "Completed".into(),
+            status: Status::Completed,
         }
         .into();
         assert!(matches!(e, BackendError::CannotCancel(s) if s == "Completed"));
@@ -335,7 +338,7 @@ mod tests {
             matches!(e, BackendError::Backend(m) if m == "Claim owned by different worker: w2")
         );
         let e: BackendError = Error::NotPaused {
-            status: "InProgress".into(),
+            status: Status::InProgress,
         }
         .into();
         assert!(

@@ -63,13 +63,11 @@ pub(crate) fn admit(status: Status, kind: SignalKind) -> Admission {
     use Status::{Cancelled, Completed, Failed, Paused};
     match (kind, status) {
         (SignalKind::Cancel, Cancelled) | (SignalKind::Pause, Paused) => Admission::AlreadyThere,
-        (SignalKind::Cancel, Completed | Failed) => Admission::Refuse(Error::CannotCancel {
-            status: status.to_string(),
-        }),
+        (SignalKind::Cancel, Completed | Failed) => {
+            Admission::Refuse(Error::CannotCancel { status })
+        }
         (SignalKind::Pause, Completed | Failed | Cancelled) => {
-            Admission::Refuse(Error::CannotPause {
-                status: status.to_string(),
-            })
+            Admission::Refuse(Error::CannotPause { status })
         }
         _ => Admission::Store,
     }

@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(
             code(
                 sayiir_diesel::Error::NotPaused {
-                    status: "InProgress".into()
+                    status: sayiir_diesel::Status::InProgress
                 }
                 .into()
             ),

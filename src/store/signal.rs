@@ -271,12 +271,12 @@ where
                 let Some(locked) = workflows::lock(conn, instance_id).await? else {
                     return Err(Error::NotFound(instance_id.to_owned()));
                 };
-                let mut snapshot = locked.decode(&self.inner.codec)?;
-                if !snapshot.state.is_paused() {
+                if locked.status != Status::Paused {
                     return Err(Error::NotPaused {
-                        status: snapshot.state.as_ref().to_owned(),
+                        status: locked.status,
                     });
                 }
+                let mut snapshot = locked.decode(&self.inner.codec)?;
                 snapshot.mark_unpaused();
                 self.persist(conn, &mut snapshot, &[], Persist::Unpause)
                     .await?;
