@@ -38,6 +38,7 @@ mod events;
 mod explain;
 mod finished;
 mod history;
+mod plans;
 mod pruner;
 
 use std::time::Duration;
@@ -52,10 +53,10 @@ use crate::DieselBackend;
 use crate::error::Result;
 
 pub use events::delete_orphan_events;
-#[doc(hidden)]
-pub use explain::explain;
 pub use finished::delete_finished_workflows;
 pub use history::{prune_history_keep_last, prune_history_older_than};
+#[doc(hidden)]
+pub use plans::explain;
 pub use pruner::MIN_PERIOD;
 pub(crate) use pruner::Pruner;
 
