@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Error, free_port, is_root};
+use crate::Error;
+use crate::server::{free_port, is_root};
 
 /// How PgBouncer hands server connections to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 
-use crate::{Error, find_bin_dir, find_pg_isready, free_port, is_root};
+use crate::Error;
+use crate::server::{find_bin_dir, find_pg_isready, free_port, is_root};
 
 /// Starts both servers, prints `ready <dir>`, then waits for stdin to close
 /// and stops whatever still runs.
