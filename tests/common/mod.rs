@@ -172,3 +172,14 @@ pub async fn run_two_step(b: &Backend, prefix: &str, n: u64) {
         w.shutdown();
     }
 }
+
+/// Asks every worker to stop, then waits for each loop to end; the test
+/// fails if one ended on an error.
+pub async fn shutdown_and_join(workers: &[sayiir_runtime::WorkerHandle<Backend>]) {
+    for w in workers {
+        w.shutdown();
+    }
+    for w in workers {
+        w.join().await.expect("no worker loop ended on an error");
+    }
+}
