@@ -244,13 +244,8 @@ async fn finder_skips_signals_claims_finished_and_matches_tags() {
 
 #[tokio::test]
 async fn priority_aging_and_worker_bias_order_the_result() {
-    let db = test_db().await;
     // Offers off: this test asks several workers for the same rows.
-    let b = Backend::builder(db.url())
-        .offer_lease(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
+    let (_db, b) = backend_without_offers().await;
     for (id, p) in [("p5", 5u8), ("p1", 1), ("p3", 3)] {
         let mut s = at_task(id, "a");
         s.task_priority = Some(p);

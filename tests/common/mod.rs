@@ -33,6 +33,18 @@ pub async fn backend() -> (TestDatabase, Backend) {
     (db, backend)
 }
 
+/// A backend with offers off (`offer_lease` zero), for tests where several
+/// workers ask for the same rows.
+pub async fn backend_without_offers() -> (TestDatabase, Backend) {
+    let db = test_db().await;
+    let backend = Backend::builder(db.url())
+        .offer_lease(std::time::Duration::ZERO)
+        .build()
+        .await
+        .expect("connect");
+    (db, backend)
+}
+
 /// `x` encoded as a task's JSON output.
 pub fn json(x: u64) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(&x).unwrap())
