@@ -109,28 +109,9 @@ async fn store_signal_follows_the_state_table() {
     assert!(b.get_signal("paused", Cancel).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn check_and_cancel_applies_once_and_keeps_outputs() {
-    let (_db, b) = backend().await;
-    let mut s = at_task("wf", "b");
-    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
-    b.save_snapshot(&mut s).await.unwrap();
-    assert!(
-        !b.check_and_cancel("wf", Some(tid("b"))).await.unwrap(),
-        "nothing pending"
-    );
-    assert_eq!(status(&b, "wf").await, "InProgress");
-    // Not-found with nothing pending is just `false` (fast path, no lookup).
-    assert!(!b.check_and_cancel("nobody", None).await.unwrap());
-
-    b.store_signal("wf", Pause, request("hold", "p"))
-        .await
-        .unwrap();
-    b.store_signal("wf", Cancel, request("stop", "alice"))
-        .await
-        .unwrap();
-    // Cancel wins over pause when both are pending (the runtime checks cancel first).
-    assert!(b.check_and_cancel("wf", Some(tid("b"))).await.unwrap());
+/// `wf` is Cancelled at task `b` with alice's reason, and `a`'s output is
+/// still there, in the snapshot and as a task result.
+async fn assert_cancelled_by_alice_at_b_keeping_a(b: &Backend) {
     let loaded = b.load_snapshot("wf").await.unwrap();
     match &loaded.state {
         WorkflowSnapshotState::Cancelled {
@@ -156,6 +137,31 @@ async fn check_and_cancel_applies_once_and_keeps_outputs() {
             .as_deref(),
         Some(&b"A"[..])
     );
+}
+
+#[tokio::test]
+async fn check_and_cancel_applies_once_and_keeps_outputs() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "b");
+    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(
+        !b.check_and_cancel("wf", Some(tid("b"))).await.unwrap(),
+        "nothing pending"
+    );
+    assert_eq!(status(&b, "wf").await, "InProgress");
+    // Not-found with nothing pending is just `false` (fast path, no lookup).
+    assert!(!b.check_and_cancel("nobody", None).await.unwrap());
+
+    b.store_signal("wf", Pause, request("hold", "p"))
+        .await
+        .unwrap();
+    b.store_signal("wf", Cancel, request("stop", "alice"))
+        .await
+        .unwrap();
+    // Cancel wins over pause when both are pending (the runtime checks cancel first).
+    assert!(b.check_and_cancel("wf", Some(tid("b"))).await.unwrap());
+    assert_cancelled_by_alice_at_b_keeping_a(&b).await;
     assert!(
         b.get_signal("wf", Cancel).await.unwrap().is_none(),
         "signal consumed"
