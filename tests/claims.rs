@@ -37,10 +37,9 @@ async fn found(b: &Backend, worker: &str, tags: &[String]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn claims_are_exclusive_expire_and_check_the_worker() {
-    let (_db, b) = backend().await;
-    b.save_snapshot(&mut at_task("wf", "task-1")).await.unwrap();
+/// A live claim is the one worker's: nobody else, nor the same worker
+/// again, gets it.
+async fn a_live_claim_is_exclusive(b: &Backend) {
     let c = b
         .claim_task("wf", &tid("task-1"), "w1", ttl(60))
         .await
@@ -62,6 +61,10 @@ async fn claims_are_exclusive_expire_and_check_the_worker() {
             .is_none(),
         "not re-entrant"
     );
+}
+
+/// Only the owner extends or releases it; once released it is gone.
+async fn only_the_owner_extends_or_releases(b: &Backend) {
     // Wrong worker: Backend; wrong task or nothing: NotFound.
     assert!(
         matches!(b.release_task_claim("wf", &tid("task-1"), "w2").await,
@@ -92,7 +95,10 @@ async fn claims_are_exclusive_expire_and_check_the_worker() {
             .await,
         Err(BackendError::NotFound(_))
     ));
-    // Released: another worker claims. A 1 s claim is taken over after it expires.
+}
+
+/// Released: another worker claims. A 1 s claim is taken over after it expires.
+async fn a_released_or_expired_claim_is_taken_over(b: &Backend) {
     assert!(
         b.claim_task("wf", &tid("task-1"), "w2", ttl(1))
             .await
@@ -107,7 +113,10 @@ async fn claims_are_exclusive_expire_and_check_the_worker() {
             .is_some(),
         "takeover"
     );
-    // Missing workflow: NotFound; wrong position: None.
+}
+
+/// Missing workflow: NotFound; wrong position: None.
+async fn a_claim_needs_the_workflow_at_the_task(b: &Backend) {
     assert!(
         matches!(b.claim_task("missing", &tid("t"), "w", None).await,
         Err(BackendError::NotFound(m)) if m.starts_with("missing:"))
@@ -119,7 +128,10 @@ async fn claims_are_exclusive_expire_and_check_the_worker() {
             .unwrap()
             .is_none()
     );
-    // No TTL never expires, and extending keeps it so.
+}
+
+/// No TTL never expires, and extending keeps it so.
+async fn a_claim_without_ttl_never_expires(b: &Backend) {
     let c = b
         .claim_task("other", &tid("a"), "w", None)
         .await
@@ -135,6 +147,17 @@ async fn claims_are_exclusive_expire_and_check_the_worker() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn claims_are_exclusive_expire_and_check_the_worker() {
+    let (_db, b) = backend().await;
+    b.save_snapshot(&mut at_task("wf", "task-1")).await.unwrap();
+    a_live_claim_is_exclusive(&b).await;
+    only_the_owner_extends_or_releases(&b).await;
+    a_released_or_expired_claim_is_taken_over(&b).await;
+    a_claim_needs_the_workflow_at_the_task(&b).await;
+    a_claim_without_ttl_never_expires(&b).await;
 }
 
 #[tokio::test]
@@ -221,13 +244,8 @@ async fn finder_skips_signals_claims_finished_and_matches_tags() {
 
 #[tokio::test]
 async fn priority_aging_and_worker_bias_order_the_result() {
-    let db = test_db().await;
     // Offers off: this test asks several workers for the same rows.
-    let b = Backend::builder(db.url())
-        .offer_lease(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
+    let (_db, b) = backend_without_offers().await;
     for (id, p) in [("p5", 5u8), ("p1", 1), ("p3", 3)] {
         let mut s = at_task(id, "a");
         s.task_priority = Some(p);
@@ -293,9 +311,10 @@ async fn retry_back_off_is_respected() {
     );
 }
 
-#[tokio::test]
-async fn due_delays_and_signals_are_advanced_by_the_finder() {
-    let (_db, b) = backend().await;
+/// `delay` (due, then `next`), `future` (due in a minute), `last-delay`
+/// (due, nothing after it), `sig` (waiting for `go`, an unrelated event
+/// buffered) and `timed` (a signal wait that timed out a second ago).
+async fn park_due_and_future_waits(b: &Backend) {
     let mut d = at_task("delay", "a");
     d.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
     d.update_position(ExecutionPosition::AtDelay {
@@ -338,6 +357,12 @@ async fn due_delays_and_signals_are_advanced_by_the_finder() {
         next_task_id: Some(tid("after")),
     });
     b.save_snapshot(&mut timed).await.unwrap();
+}
+
+#[tokio::test]
+async fn due_delays_and_signals_are_advanced_by_the_finder() {
+    let (_db, b) = backend().await;
+    park_due_and_future_waits(&b).await;
 
     let mut got = found(&b, "w", &[]).await;
     got.sort();
@@ -402,8 +427,12 @@ async fn wakeups_arrive_fast_and_quiet_waits_time_out() {
     assert_eq!(hint.task_id, *tid("a").as_bytes());
     assert_eq!(hint.definition_hash, *def_hash().as_bytes());
     assert!(latency < Duration::from_millis(500), "woken in {latency:?}");
+}
 
-    // Hinted lookup: Some when runnable, None at another task or under a no-TTL claim.
+/// Hinted lookup: Some when runnable, None at another task or under a no-TTL claim.
+#[tokio::test]
+async fn a_hinted_lookup_finds_only_a_runnable_task() {
+    let (_db, b) = backend().await;
     b.save_snapshot(&mut at_task("h", "a")).await.unwrap();
     let mut h = TaskWakeupHint {
         instance_id: "h".into(),

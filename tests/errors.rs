@@ -20,58 +20,58 @@ async fn still_serving(b: &Backend) {
     b.load_snapshot("healthy").await.unwrap();
 }
 
-#[tokio::test]
-async fn nul_bytes_and_empty_ids_are_rejected_without_writing() {
-    let (db, b) = backend().await;
-    let too_long = "x".repeat(3000);
-    for bad in ["", "with\0nul", too_long.as_str()] {
-        let mut s = at_task(bad, "a");
-        let err = b.save_snapshot(&mut s).await.unwrap_err();
-        assert!(
-            matches!(&err, BackendError::Backend(m) if m.contains("invalid input")),
-            "{err:?}"
-        );
-        // Such an id was never stored: lookups answer as for any absent one.
-        assert!(matches!(
-            b.load_snapshot(bad).await,
-            Err(BackendError::NotFound(_))
-        ));
-        assert!(matches!(
-            b.delete_snapshot(bad).await,
-            Err(BackendError::NotFound(_))
-        ));
-        assert!(matches!(
-            b.save_task_result(bad, &tid("a"), Bytes::new()).await,
-            Err(BackendError::NotFound(_))
-        ));
-        assert!(matches!(
-            b.load_task_result(bad, &tid("a")).await,
-            Err(BackendError::NotFound(_))
-        ));
-        let err = b.send_event(bad, "ev", Bytes::new()).await.unwrap_err();
-        assert!(
-            matches!(&err, BackendError::Backend(m) if m.contains("invalid input")),
-            "{err:?}"
-        );
-    }
-    // Signal names and worker ids are index keys too: a clear error, not
-    // an index failure.
+/// `err` is the refusal of invalid input whose message contains `why`.
+fn assert_refused(err: &BackendError, why: &str) {
+    assert!(
+        matches!(err, BackendError::Backend(m) if m.contains(why)),
+        "{err:?}"
+    );
+}
+
+/// Saving or sending to `bad` is refused as invalid input; since such an
+/// id was never stored, lookups answer as for any absent one.
+async fn assert_a_bad_id_is_refused_or_absent(b: &Backend, bad: &str) {
+    let mut s = at_task(bad, "a");
+    let err = b.save_snapshot(&mut s).await.unwrap_err();
+    assert_refused(&err, "invalid input");
+    // Such an id was never stored: lookups answer as for any absent one.
+    assert!(matches!(
+        b.load_snapshot(bad).await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.delete_snapshot(bad).await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.save_task_result(bad, &tid("a"), Bytes::new()).await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.load_task_result(bad, &tid("a")).await,
+        Err(BackendError::NotFound(_))
+    ));
+    let err = b.send_event(bad, "ev", Bytes::new()).await.unwrap_err();
+    assert_refused(&err, "invalid input");
+}
+
+/// Signal names and worker ids are index keys too: a clear error, not an
+/// index failure.
+async fn assert_overlong_keys_are_refused(b: &Backend) {
     let err = b
         .send_event("wf", &"n".repeat(3000), Bytes::new())
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, BackendError::Backend(m) if m.contains("at most 1024")),
-        "{err:?}"
-    );
+    assert_refused(&err, "at most 1024");
     let err = b
         .find_available_tasks(&"w".repeat(3000), 1, chrono::Duration::seconds(1), &[])
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, BackendError::Backend(m) if m.contains("at most 1024")),
-        "{err:?}"
-    );
+    assert_refused(&err, "at most 1024");
+}
+
+/// A NUL in a tag or in the trace parent is refused.
+async fn assert_nul_in_tags_or_trace_parent_is_refused(b: &Backend) {
     let mut s = at_task("tagged", "a");
     s.task_tags = vec!["bad\0tag".into()];
     assert!(
@@ -80,6 +80,17 @@ async fn nul_bytes_and_empty_ids_are_rejected_without_writing() {
     let mut s = at_task("traced", "a");
     s.trace_parent = Some("x\0".into());
     assert!(b.save_snapshot(&mut s).await.is_err());
+}
+
+#[tokio::test]
+async fn nul_bytes_and_empty_ids_are_rejected_without_writing() {
+    let (db, b) = backend().await;
+    let too_long = "x".repeat(3000);
+    for bad in ["", "with\0nul", too_long.as_str()] {
+        assert_a_bad_id_is_refused_or_absent(&b, bad).await;
+    }
+    assert_overlong_keys_are_refused(&b).await;
+    assert_nul_in_tags_or_trace_parent_is_refused(&b).await;
     let mut conn = raw_conn(&db).await;
     let rows: i64 = workflows::table
         .count()

@@ -168,6 +168,32 @@ async fn a_stale_queue_row_is_ignored_and_removed() {
     assert_eq!(left, 0);
 }
 
+/// Whether `bad`'s task row is set aside, its stall count, and the seconds
+/// until its retry.
+async fn quarantine_of_bad(conn: &mut diesel_async::AsyncPgConnection) -> (bool, i32, f64) {
+    tasks::table
+        .find("bad")
+        .select((
+            tasks::quarantined.is_not_null(),
+            tasks::stalls,
+            diesel::dsl::sql::<diesel::sql_types::Double>(
+                "extract(epoch FROM retry_at - now())::float8",
+            ),
+        ))
+        .first::<(bool, i32, f64)>(conn)
+        .await
+        .unwrap()
+}
+
+/// Moves `bad`'s retry time a second into the past.
+async fn end_the_back_off_of_bad(conn: &mut diesel_async::AsyncPgConnection) {
+    diesel::update(tasks::table.find("bad"))
+        .set(tasks::retry_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
 /// A row set aside as undecodable is tried again once its back-off has
 /// passed: set aside again, for twice as long, while it still cannot be
 /// decoded, and dispatched once it can.
@@ -189,22 +215,8 @@ async fn an_undecodable_row_is_retried_after_its_back_off() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let state = async |conn: &mut diesel_async::AsyncPgConnection| {
-        tasks::table
-            .find("bad")
-            .select((
-                tasks::quarantined.is_not_null(),
-                tasks::stalls,
-                diesel::dsl::sql::<diesel::sql_types::Double>(
-                    "extract(epoch FROM retry_at - now())::float8",
-                ),
-            ))
-            .first::<(bool, i32, f64)>(conn)
-            .await
-            .unwrap()
-    };
     assert!(poll_after_grace(&b).await.is_empty());
-    let (set_aside, stalls, wait) = state(&mut conn).await;
+    let (set_aside, stalls, wait) = quarantine_of_bad(&mut conn).await;
     assert!(set_aside);
     assert_eq!(stalls, 1);
     assert!(
@@ -212,14 +224,10 @@ async fn an_undecodable_row_is_retried_after_its_back_off() {
         "first back-off about 1 min: {wait}"
     );
     // The back-off passes; still undecodable: set aside again, for longer.
-    diesel::update(tasks::table.find("bad"))
-        .set(tasks::retry_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    end_the_back_off_of_bad(&mut conn).await;
     poll_after_grace(&b).await;
     assert!(poll_after_grace(&b).await.is_empty());
-    let (set_aside, stalls, wait) = state(&mut conn).await;
+    let (set_aside, stalls, wait) = quarantine_of_bad(&mut conn).await;
     assert!(set_aside);
     assert_eq!(stalls, 2);
     assert!(
@@ -232,11 +240,7 @@ async fn an_undecodable_row_is_retried_after_its_back_off() {
         .execute(&mut conn)
         .await
         .unwrap();
-    diesel::update(tasks::table.find("bad"))
-        .set(tasks::retry_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    end_the_back_off_of_bad(&mut conn).await;
     poll_after_grace(&b).await;
     assert_eq!(poll_after_grace(&b).await, ["bad"]);
 }

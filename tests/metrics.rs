@@ -324,12 +324,7 @@ async fn run_on_workers(b: &Backend, rec: &mut Recorder) -> Snap {
             && s.gauges.get(t::QUEUE_OLDEST_AGE_SECONDS) == Some(&0.0)
     })
     .await;
-    for w in &workers {
-        w.shutdown();
-    }
-    for w in &workers {
-        w.join().await.unwrap();
-    }
+    shutdown_and_join(&workers).await;
     for (k, v) in last.counters {
         *during.counters.entry(k).or_default() += v;
     }

@@ -56,35 +56,25 @@ async fn workflows_run_through_pgbouncer_in_session_mode() {
     assert!(b.metrics().wakeups_delivered > 0, "{:?}", b.metrics());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transaction_mode_is_refused_at_boot_and_migrations_still_run() {
-    let Some(pgb) = bouncer(PoolMode::Transaction, 4) else {
-        return;
-    };
-    let db = empty_db().await;
-    let url = pgb.url(db.url());
-
-    // Migrations run in one transaction: fine through a transaction pooler,
-    // and again (nothing pending).
-    // Establishing a connection through a transaction pooler can itself
-    // fail (diesel-async prepares statements while setting up): retried,
-    // as the README says; the migration run is one transaction.
-    async fn migrate(url: &str) -> Vec<String> {
-        for _ in 0..10 {
-            match sayiir_diesel::migrations::run(url).await {
-                Err(Error::Connection(e)) => eprintln!("connect through the pooler: {e}; again"),
-                other => return other.unwrap(),
-            }
+/// Runs the migrations through a pooler. Establishing a connection through
+/// a transaction pooler can itself fail (diesel-async prepares statements
+/// while setting up): retried, as the README says; the migration run is
+/// one transaction.
+async fn migrate_through_pooler(url: &str) -> Vec<String> {
+    for _ in 0..10 {
+        match sayiir_diesel::migrations::run(url).await {
+            Err(Error::Connection(e)) => eprintln!("connect through the pooler: {e}; again"),
+            other => return other.unwrap(),
         }
-        panic!("no connection through the pooler in 10 attempts");
     }
-    let applied = migrate(&url).await;
-    assert!(!applied.is_empty());
-    assert!(migrate(&url).await.is_empty());
+    panic!("no connection through the pooler in 10 attempts");
+}
 
-    // The backend refuses it, naming the cause, without hanging.
+/// A backend on `url` (a transaction pooler) is refused, naming the cause,
+/// without hanging.
+async fn assert_the_backend_refuses_the_pooler(url: &str) {
     let started = Instant::now();
-    let err = Backend::builder(&url).build().await.unwrap_err();
+    let err = Backend::builder(url).build().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(
         matches!(
@@ -98,10 +88,13 @@ async fn transaction_mode_is_refused_at_boot_and_migrations_still_run() {
     );
     assert!(err.to_string().contains("session mode"), "{err}");
     eprintln!("refused: {err}");
+}
 
-    // A direct pool with the listener's URL through the pooler: refused too.
-    let direct = Backend::connect(db.url()).await.unwrap();
-    let err = Backend::builder(&url)
+/// A direct pool (to `direct_url`) with the listener's URL through the
+/// pooler (`url`): refused too.
+async fn assert_a_listener_through_the_pooler_is_refused(url: &str, direct_url: &str) {
+    let direct = Backend::connect(direct_url).await.unwrap();
+    let err = Backend::builder(url)
         .pool(direct.pool().clone())
         .build()
         .await
@@ -116,6 +109,24 @@ async fn transaction_mode_is_refused_at_boot_and_migrations_still_run() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_mode_is_refused_at_boot_and_migrations_still_run() {
+    let Some(pgb) = bouncer(PoolMode::Transaction, 4) else {
+        return;
+    };
+    let db = empty_db().await;
+    let url = pgb.url(db.url());
+
+    // Migrations run in one transaction: fine through a transaction pooler,
+    // and again (nothing pending).
+    let applied = migrate_through_pooler(&url).await;
+    assert!(!applied.is_empty());
+    assert!(migrate_through_pooler(&url).await.is_empty());
+
+    assert_the_backend_refuses_the_pooler(&url).await;
+    assert_a_listener_through_the_pooler_is_refused(&url, db.url()).await;
 
     // Straight to the server, the check passes.
     Backend::builder(db.url()).build().await.unwrap();

@@ -33,24 +33,32 @@ async fn admin(server: &PgServer) -> AsyncPgConnection {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
-    if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("skipped: creates roles, which DATABASE_URL's role may not");
-        return;
+/// The roles and the database of one run (names unique to it).
+struct Names {
+    app: String,
+    reader: String,
+    db: String,
+}
+
+impl Names {
+    fn unique() -> Self {
+        let tag = format!(
+            "{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Self {
+            app: format!("sayiir_app_{tag}"),
+            reader: format!("sayiir_reader_{tag}"),
+            db: format!("sayiir_lp_{tag}"),
+        }
     }
-    let server = PgServer::shared().unwrap();
-    let tag = format!(
-        "{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let (app, reader, db) = (
-        format!("sayiir_app_{tag}"),
-        format!("sayiir_reader_{tag}"),
-        format!("sayiir_lp_{tag}"),
-    );
-    let mut su = admin(server).await;
+}
+
+/// Creates the application role owning the database, and the reader
+/// role that may only connect to it.
+async fn create_roles_and_database(su: &mut AsyncPgConnection, n: &Names) {
+    let Names { app, reader, db } = n;
     for sql in [
         format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"),
         format!("CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"),
@@ -60,15 +68,11 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
     ] {
         su.batch_execute(&sql).await.unwrap();
     }
-    let app_url = as_user(&with_database(server.admin_url(), &db), &app);
-    let reader_url = as_user(&with_database(server.admin_url(), &db), &reader);
+}
 
-    // The owner migrates and runs workflows.
-    let b = Backend::connect(&app_url).await.unwrap();
-    run_two_step(&b, "lp", 5).await;
-
-    // The owner grants the reader what the README lists.
-    let mut owner = AsyncPgConnection::establish(&app_url).await.unwrap();
+/// The owner grants the reader what the README lists.
+async fn grant_the_reader(app_url: &str, reader: &str) -> AsyncPgConnection {
+    let mut owner = AsyncPgConnection::establish(app_url).await.unwrap();
     owner
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA sayiir TO {reader}; \
@@ -77,20 +81,22 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
         ))
         .await
         .unwrap();
+    owner
+}
 
-    // The reader runs the report fragments.
-    let mut r = AsyncPgConnection::establish(&reader_url).await.unwrap();
+/// The reader runs the report fragments over the five completed runs.
+async fn assert_the_reader_runs_reports(r: &mut AsyncPgConnection) {
     let done: Vec<Workflow> = reports::workflows_in(Status::Completed)
         .order(workflows::instance_id)
         .select(Workflow::as_select())
-        .load(&mut r)
+        .load(r)
         .await
         .unwrap();
     assert_eq!(done.len(), 5);
     assert_eq!(
         reports::runnable_tasks()
             .count()
-            .get_result::<i64>(&mut r)
+            .get_result::<i64>(r)
             .await
             .unwrap(),
         0
@@ -98,7 +104,7 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
     assert_eq!(
         reports::expired_claims()
             .count()
-            .get_result::<i64>(&mut r)
+            .get_result::<i64>(r)
             .await
             .unwrap(),
         0
@@ -106,21 +112,23 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
     assert_eq!(
         reports::quarantined_tasks()
             .count()
-            .get_result::<i64>(&mut r)
+            .get_result::<i64>(r)
             .await
             .unwrap(),
         0
     );
     let revisions: Vec<i64> = reports::history_of("lp-0")
         .select(history::revision)
-        .load(&mut r)
+        .load(r)
         .await
         .unwrap();
     assert!(!revisions.is_empty());
+}
 
-    // A backend on the reader's URL reads, and a write is refused at once
-    // with the server's reason, not retried.
-    let rb = Backend::builder(&reader_url)
+/// A backend on the reader's URL reads, and a write is refused at once
+/// with the server's reason, not retried.
+async fn assert_a_reader_backend_reads_and_is_refused_writes(reader_url: &str) -> Backend {
+    let rb = Backend::builder(reader_url)
         .run_migrations(false)
         .build()
         .await
@@ -134,6 +142,41 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(err, BackendError::Backend(_)), "{err:?}");
     assert!(err.to_string().contains("permission denied"), "{err}");
+    rb
+}
+
+async fn drop_roles_and_database(su: &mut AsyncPgConnection, n: &Names) {
+    let Names { app, reader, db } = n;
+    su.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+    su.batch_execute(&format!("DROP ROLE {app}")).await.unwrap();
+    su.batch_execute(&format!("DROP ROLE {reader}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
+    if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        eprintln!("skipped: creates roles, which DATABASE_URL's role may not");
+        return;
+    }
+    let server = PgServer::shared().unwrap();
+    let names = Names::unique();
+    let mut su = admin(server).await;
+    create_roles_and_database(&mut su, &names).await;
+    let app_url = as_user(&with_database(server.admin_url(), &names.db), &names.app);
+    let reader_url = as_user(&with_database(server.admin_url(), &names.db), &names.reader);
+
+    // The owner migrates and runs workflows.
+    let b = Backend::connect(&app_url).await.unwrap();
+    run_two_step(&b, "lp", 5).await;
+
+    let owner = grant_the_reader(&app_url, &names.reader).await;
+    let mut r = AsyncPgConnection::establish(&reader_url).await.unwrap();
+    assert_the_reader_runs_reports(&mut r).await;
+    let rb = assert_a_reader_backend_reads_and_is_refused_writes(&reader_url).await;
     // Nor can the reader create anything in the database.
     assert!(
         r.batch_execute("CREATE TABLE sayiir.x (id int)")
@@ -142,11 +185,5 @@ async fn an_unprivileged_owner_runs_workflows_and_a_reader_only_reads() {
     );
 
     drop((b, rb, r, owner));
-    su.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await
-        .unwrap();
-    su.batch_execute(&format!("DROP ROLE {app}")).await.unwrap();
-    su.batch_execute(&format!("DROP ROLE {reader}"))
-        .await
-        .unwrap();
+    drop_roles_and_database(&mut su, &names).await;
 }

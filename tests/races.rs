@@ -205,12 +205,7 @@ fn five_rounds() -> Arc<Workflow<JsonCodec, u64>> {
 /// times per workflow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_entry_from_an_earlier_loop_iteration_cannot_run_the_body() {
-    let db = test_db().await;
-    let b = Backend::builder(db.url())
-        .offer_lease(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
+    let (_db, b) = backend_without_offers().await;
     let wf = five_rounds();
     let client = WorkflowClient::new(b.clone());
     let ws = spawn_workers(&b, &wf, 4, 8);

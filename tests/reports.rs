@@ -5,15 +5,15 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_diesel::models::{Claim, HistoryEntry, QueuedTask, Workflow};
 use sayiir_diesel::reports;
 use sayiir_diesel::schema::sayiir::workflows;
 use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 
-#[tokio::test]
-async fn report_fragments_return_what_they_name() {
-    let (db, b) = backend().await;
+/// `done` (Completed), `queued` at task `a`, and `claimed` whose claim on
+/// `a` has already expired.
+async fn seed_done_queued_and_expired_claim(b: &Backend) {
     let mut done = at_task("done", "a");
     b.save_snapshot(&mut done).await.unwrap();
     done.mark_completed(Bytes::new());
@@ -24,11 +24,13 @@ async fn report_fragments_return_what_they_name() {
         .await
         .unwrap()
         .unwrap();
-    let mut conn = raw_conn(&db).await;
+}
 
+/// `workflows_in`, `finished_before` and `history_of` find `done`.
+async fn assert_workflow_fragments_find_the_finished_one(conn: &mut AsyncPgConnection) {
     let completed: Vec<Workflow> = reports::workflows_in(sayiir_diesel::Status::Completed)
         .select(Workflow::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
     assert_eq!(completed.len(), 1);
@@ -37,14 +39,14 @@ async fn report_fragments_return_what_they_name() {
 
     let old: i64 = reports::finished_before(chrono::Utc::now() + chrono::Duration::minutes(1))
         .count()
-        .get_result(&mut conn)
+        .get_result(conn)
         .await
         .unwrap();
     assert_eq!(old, 1);
 
     let history: Vec<HistoryEntry> = reports::history_of("done")
         .select(HistoryEntry::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
     assert_eq!(
@@ -54,10 +56,14 @@ async fn report_fragments_return_what_they_name() {
             .collect::<Vec<_>>(),
         ["InProgress", "Completed"]
     );
+}
 
+/// `expired_claims`, `runnable_tasks` and `quarantined_tasks` see the
+/// expired claim and the two runnable tasks, and nothing quarantined.
+async fn assert_task_fragments_find_the_runnable_ones(conn: &mut AsyncPgConnection) {
     let expired: Vec<Claim> = reports::expired_claims()
         .select(Claim::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
     assert_eq!(expired.len(), 1);
@@ -65,7 +71,7 @@ async fn report_fragments_return_what_they_name() {
 
     let mut runnable: Vec<String> = reports::runnable_tasks()
         .select(QueuedTask::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap()
         .into_iter()
@@ -76,11 +82,20 @@ async fn report_fragments_return_what_they_name() {
     assert_eq!(
         reports::quarantined_tasks()
             .count()
-            .get_result::<i64>(&mut conn)
+            .get_result::<i64>(conn)
             .await
             .unwrap(),
         0
     );
+}
+
+#[tokio::test]
+async fn report_fragments_return_what_they_name() {
+    let (db, b) = backend().await;
+    seed_done_queued_and_expired_claim(&b).await;
+    let mut conn = raw_conn(&db).await;
+    assert_workflow_fragments_find_the_finished_one(&mut conn).await;
+    assert_task_fragments_find_the_runnable_ones(&mut conn).await;
 
     // Fragments compose with the user's own filters.
     let n: i64 = reports::workflows_in(sayiir_diesel::Status::InProgress)
@@ -92,13 +107,20 @@ async fn report_fragments_return_what_they_name() {
     assert_eq!(n, 1);
 }
 
-#[tokio::test]
-async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
+/// The instance ids of `rows`, sorted.
+fn sorted_ids(rows: Vec<QueuedTask>) -> Vec<String> {
+    let mut v: Vec<String> = rows.into_iter().map(|t| t.instance_id).collect();
+    v.sort();
+    v
+}
+
+/// `queued` (released three times), `held` (claimed for an hour),
+/// `lapsed` (its claim expired), `done` (output of `a` saved, the next
+/// state never) and `no-input` (input unknown).
+async fn seed_waiting_held_and_stuck(b: &Backend, conn: &mut AsyncPgConnection) {
     use sayiir_core::snapshot::WorkflowSnapshot;
     use sayiir_diesel::schema::sayiir::tasks;
 
-    let (db, b) = backend().await;
-    let minute = chrono::Duration::minutes(1);
     b.save_snapshot(&mut at_task("queued", "a")).await.unwrap();
     b.save_snapshot(&mut at_task("held", "a")).await.unwrap();
     b.claim_task("held", &tid("a"), "w1", Some(chrono::Duration::hours(1)))
@@ -119,61 +141,61 @@ async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
     no_input
         .update_position(sayiir_core::snapshot::ExecutionPosition::AtTask { task_id: tid("a") });
     b.save_snapshot(&mut no_input).await.unwrap();
-    let mut conn = raw_conn(&db).await;
     diesel::update(tasks::table.find("queued"))
         .set(tasks::stalls.eq(3))
-        .execute(&mut conn)
+        .execute(conn)
         .await
         .unwrap();
+}
 
-    let ids = |rows: Vec<QueuedTask>| {
-        let mut v: Vec<String> = rows.into_iter().map(|t| t.instance_id).collect();
-        v.sort();
-        v
-    };
-    let waiting = reports::waiting_tasks()
-        .select(QueuedTask::as_select())
-        .load(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        ids(waiting),
-        ["lapsed", "no-input", "queued"],
-        "a live claim is not waiting; an expired one is"
-    );
-
-    let later = chrono::Utc::now() + minute;
+/// `claims_held_since` counts both claims taken before `later` and none
+/// before a minute ago.
+async fn assert_held_claims(conn: &mut AsyncPgConnection, later: chrono::DateTime<chrono::Utc>) {
+    let minute = chrono::Duration::minutes(1);
     let held: Vec<Claim> = reports::claims_held_since(later)
         .select(Claim::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
     assert_eq!(held.len(), 2);
     assert_eq!(
         reports::claims_held_since(chrono::Utc::now() - minute)
             .count()
-            .get_result::<i64>(&mut conn)
+            .get_result::<i64>(conn)
             .await
             .unwrap(),
         0
     );
+}
 
+/// `done_tasks_not_moving` reports `done` as of `later`, not as of a
+/// minute ago.
+async fn assert_done_tasks_not_moving(
+    conn: &mut AsyncPgConnection,
+    later: chrono::DateTime<chrono::Utc>,
+) {
+    let minute = chrono::Duration::minutes(1);
     let stranded = reports::done_tasks_not_moving(later)
         .select(QueuedTask::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
-    assert_eq!(ids(stranded), ["done"]);
+    assert_eq!(sorted_ids(stranded), ["done"]);
     assert_eq!(
         reports::done_tasks_not_moving(chrono::Utc::now() - minute)
             .count()
-            .get_result::<i64>(&mut conn)
+            .get_result::<i64>(conn)
             .await
             .unwrap(),
         0,
         "a recent row is not reported"
     );
+}
 
+/// A delay that should have woken an hour ago is an overdue park; as of two
+/// hours ago, it was not yet.
+async fn assert_overdue_parks(b: &Backend, conn: &mut AsyncPgConnection) {
+    let minute = chrono::Duration::minutes(1);
     let mut nap = at_task("napping", "a");
     nap.update_position(sayiir_core::snapshot::ExecutionPosition::AtDelay {
         delay_id: tid("nap"),
@@ -184,40 +206,65 @@ async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
     b.save_snapshot(&mut nap).await.unwrap();
     let overdue = reports::overdue_parks(chrono::Utc::now() - minute)
         .select(QueuedTask::as_select())
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
-    assert_eq!(ids(overdue), ["napping"]);
+    assert_eq!(sorted_ids(overdue), ["napping"]);
     assert_eq!(
         reports::overdue_parks(chrono::Utc::now() - chrono::Duration::hours(2))
             .count()
-            .get_result::<i64>(&mut conn)
+            .get_result::<i64>(conn)
             .await
             .unwrap(),
         0
     );
+}
 
+/// `repeatedly_released(3)` reports `queued` (three stalls); 4 reports none.
+async fn assert_repeatedly_released(conn: &mut AsyncPgConnection) {
+    let released = reports::repeatedly_released(3)
+        .select(QueuedTask::as_select())
+        .load(conn)
+        .await
+        .unwrap();
+    assert_eq!(sorted_ids(released), ["queued"]);
+    assert_eq!(
+        reports::repeatedly_released(4)
+            .count()
+            .get_result::<i64>(conn)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn operational_fragments_find_what_is_waiting_held_or_not_moving() {
+    let (db, b) = backend().await;
+    let mut conn = raw_conn(&db).await;
+    seed_waiting_held_and_stuck(&b, &mut conn).await;
+
+    let waiting = reports::waiting_tasks()
+        .select(QueuedTask::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_ids(waiting),
+        ["lapsed", "no-input", "queued"],
+        "a live claim is not waiting; an expired one is"
+    );
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    assert_held_claims(&mut conn, later).await;
+    assert_done_tasks_not_moving(&mut conn, later).await;
+    assert_overdue_parks(&b, &mut conn).await;
     let no_input = reports::tasks_without_input()
         .select(QueuedTask::as_select())
         .load(&mut conn)
         .await
         .unwrap();
-    assert_eq!(ids(no_input), ["no-input"]);
-
-    let released = reports::repeatedly_released(3)
-        .select(QueuedTask::as_select())
-        .load(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(ids(released), ["queued"]);
-    assert_eq!(
-        reports::repeatedly_released(4)
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(sorted_ids(no_input), ["no-input"]);
+    assert_repeatedly_released(&mut conn).await;
 }
 
 type HistoryRow = (

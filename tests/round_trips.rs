@@ -62,141 +62,169 @@ async fn count<F: std::future::Future>(counter: &AtomicU64, op: F) -> u64 {
     counter.load(SeqCst) - before
 }
 
+/// Asserts that `op` sends exactly `expected` statements.
+async fn assert_costs<F: std::future::Future>(
+    counter: &AtomicU64,
+    expected: u64,
+    what: &str,
+    op: F,
+) {
+    assert_eq!(count(counter, op).await, expected, "{what}");
+}
+
+/// Saves `wf` at task `a` and lets the finder's first maintenance pass
+/// happen now, so neither shows up in a count below.
+async fn warm_up(b: &Backend) -> sayiir_core::snapshot::WorkflowSnapshot {
+    let mut s = at_task("wf", "a");
+    b.save_snapshot(&mut s).await.unwrap(); // warms the connection
+    b.find_available_tasks("w", 1, chrono::Duration::seconds(300), &[])
+        .await
+        .unwrap();
+    s
+}
+
+/// Snapshot reads and writes, and the probes with nothing pending: one
+/// statement each.
+async fn snapshot_calls_cost_one_statement(
+    b: &Backend,
+    counter: &AtomicU64,
+    s: &mut sayiir_core::snapshot::WorkflowSnapshot,
+) {
+    s.mark_task_completed(tid("z"), Bytes::from_static(b"z"));
+    assert_costs(counter, 1, "save_snapshot", async {
+        b.save_snapshot(s).await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "load_snapshot", async {
+        b.load_snapshot("wf").await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "load_task_result", async {
+        b.load_task_result("wf", &tid("z")).await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "list_snapshots", async {
+        b.list_snapshots().await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "check_and_cancel, nothing pending", async {
+        b.check_and_cancel("wf", None).await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "check_and_pause, nothing pending", async {
+        b.check_and_pause("wf").await.unwrap()
+    })
+    .await;
+}
+
+/// Finding and claiming: one statement each.
+async fn claim_calls_cost_one_statement(b: &Backend, counter: &AtomicU64) {
+    assert_costs(counter, 1, "find_available_tasks", async {
+        b.find_available_tasks("w", 4, chrono::Duration::seconds(300), &[])
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "claim_task", async {
+        b.claim_task("wf", &tid("a"), "w", None).await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "extend_task_claim", async {
+        b.extend_task_claim("wf", &tid("a"), "w", chrono::Duration::seconds(5))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "release_task_claim", async {
+        b.release_task_claim("wf", &tid("a"), "w").await.unwrap()
+    })
+    .await;
+}
+
+/// Writes that change a workflow take its lock in a transaction.
+async fn locked_writes_cost_their_transaction(b: &Backend, counter: &AtomicU64) {
+    assert_costs(
+        counter,
+        4,
+        "save_task_result: BEGIN, lock, write, COMMIT",
+        async {
+            b.save_task_result("wf", &tid("b"), Bytes::from_static(b"b"))
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_costs(
+        counter,
+        4,
+        "store_signal: BEGIN, lock, upsert, COMMIT",
+        async {
+            b.store_signal("wf", SignalKind::Pause, request("r", "u"))
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_costs(
+        counter,
+        7,
+        "check_and_pause applying: probe, BEGIN, lock, re-read, write, delete, COMMIT",
+        async { assert!(b.check_and_pause("wf").await.unwrap()) },
+    )
+    .await;
+    assert_costs(counter, 5, "unpause", async {
+        b.unpause("wf").await.unwrap()
+    })
+    .await;
+    assert_costs(counter, 4, "send_event, buffered", async {
+        b.send_event("wf", "go", Bytes::from_static(b"e"))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_costs(counter, 1, "consume_event", async {
+        b.consume_event("wf", "go").await.unwrap()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn each_store_call_costs_what_the_docs_say() {
     let db = test_db().await;
     let (b, counter) = counted_backend(db.url()).await;
-    let mut s = at_task("wf", "a");
-    b.save_snapshot(&mut s).await.unwrap(); // warms the connection
-    // Let the finder's first maintenance pass happen now, not below.
-    b.find_available_tasks("w", 1, chrono::Duration::seconds(300), &[])
-        .await
-        .unwrap();
+    let mut s = warm_up(&b).await;
+    snapshot_calls_cost_one_statement(&b, &counter, &mut s).await;
+    claim_calls_cost_one_statement(&b, &counter).await;
+    locked_writes_cost_their_transaction(&b, &counter).await;
+}
 
-    s.mark_task_completed(tid("z"), Bytes::from_static(b"z"));
-    assert_eq!(
-        count(&counter, async { b.save_snapshot(&mut s).await.unwrap() }).await,
-        1,
-        "save_snapshot"
-    );
-    assert_eq!(
-        count(&counter, async { b.load_snapshot("wf").await.unwrap() }).await,
-        1,
-        "load_snapshot"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.load_task_result("wf", &tid("z")).await.unwrap()
-        })
-        .await,
-        1,
-        "load_task_result"
-    );
-    assert_eq!(
-        count(&counter, async { b.list_snapshots().await.unwrap() }).await,
-        1,
-        "list_snapshots"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.check_and_cancel("wf", None).await.unwrap()
-        })
-        .await,
-        1,
-        "check_and_cancel, nothing pending"
-    );
-    assert_eq!(
-        count(&counter, async { b.check_and_pause("wf").await.unwrap() }).await,
-        1,
-        "check_and_pause, nothing pending"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.find_available_tasks("w", 4, chrono::Duration::seconds(300), &[])
-                .await
-                .unwrap()
-        })
-        .await,
-        1,
-        "find_available_tasks"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.claim_task("wf", &tid("a"), "w", None).await.unwrap()
-        })
-        .await,
-        1,
-        "claim_task"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.extend_task_claim("wf", &tid("a"), "w", chrono::Duration::seconds(5))
-                .await
-                .unwrap()
-        })
-        .await,
-        1,
-        "extend_task_claim"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.release_task_claim("wf", &tid("a"), "w").await.unwrap()
-        })
-        .await,
-        1,
-        "release_task_claim"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.save_task_result("wf", &tid("b"), Bytes::from_static(b"b"))
-                .await
-                .unwrap()
-        })
-        .await,
-        4,
-        "save_task_result: BEGIN, lock, write, COMMIT"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.store_signal("wf", SignalKind::Pause, request("r", "u"))
-                .await
-                .unwrap()
-        })
-        .await,
-        4,
-        "store_signal: BEGIN, lock, upsert, COMMIT"
-    );
-    assert_eq!(
-        count(&counter, async {
-            assert!(b.check_and_pause("wf").await.unwrap())
-        })
-        .await,
-        7,
-        "check_and_pause applying: probe, BEGIN, lock, re-read, write, delete, COMMIT"
-    );
-    assert_eq!(
-        count(&counter, async { b.unpause("wf").await.unwrap() }).await,
-        5,
-        "unpause"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.send_event("wf", "go", Bytes::from_static(b"e"))
-                .await
-                .unwrap()
-        })
-        .await,
-        4,
-        "send_event, buffered"
-    );
-    assert_eq!(
-        count(&counter, async {
-            b.consume_event("wf", "go").await.unwrap()
-        })
-        .await,
-        1,
-        "consume_event"
-    );
+/// Finds and executes `wf`'s tasks one at a time until it completes (or no
+/// task of it is found), returning the statements each step sent.
+async fn statements_per_step(
+    b: &Backend,
+    counter: &AtomicU64,
+    worker: &PooledWorker<Backend>,
+    wf: &sayiir_core::workflow::Workflow<JsonCodec, u64>,
+) -> Vec<u64> {
+    let mut per_step = Vec::new();
+    loop {
+        let mut n = 0;
+        let before = counter.load(SeqCst);
+        let found = b
+            .find_available_tasks("w", 10, chrono::Duration::seconds(300), &[])
+            .await
+            .unwrap();
+        let Some(task) = found.into_iter().find(|t| &*t.instance_id == "wf") else {
+            break;
+        };
+        let status = worker.execute_task(wf, task).await.unwrap();
+        n += counter.load(SeqCst) - before;
+        per_step.push(n);
+        if matches!(status, WorkflowStatus::Completed) {
+            break;
+        }
+    }
+    per_step
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,24 +251,7 @@ async fn a_four_step_workflow_costs_a_fixed_number_of_statements() {
         client.submit(&wf, "wf", 1u64).await.unwrap()
     })
     .await;
-    let mut per_step = Vec::new();
-    loop {
-        let mut n = 0;
-        let before = counter.load(SeqCst);
-        let found = b
-            .find_available_tasks("w", 10, chrono::Duration::seconds(300), &[])
-            .await
-            .unwrap();
-        let Some(task) = found.into_iter().find(|t| &*t.instance_id == "wf") else {
-            break;
-        };
-        let status = worker.execute_task(&wf, task).await.unwrap();
-        n += counter.load(SeqCst) - before;
-        per_step.push(n);
-        if matches!(status, WorkflowStatus::Completed) {
-            break;
-        }
-    }
+    let per_step = statements_per_step(&b, &counter, &worker, &wf).await;
     eprintln!("round trips: submit {submit}, steps {per_step:?}");
     assert_eq!(submit, 2, "submit: existence check + save");
     // find, claim, cancel/pause probes, commit save, release, probes again.

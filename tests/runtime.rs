@@ -80,12 +80,7 @@ fn parked(delay: Duration) -> Arc<Workflow<JsonCodec, u64>> {
 }
 
 async fn stop(ws: Vec<WorkerHandle<Backend>>) {
-    for w in &ws {
-        w.shutdown();
-    }
-    for w in &ws {
-        w.join().await.unwrap();
-    }
+    shutdown_and_join(&ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -109,28 +109,9 @@ async fn store_signal_follows_the_state_table() {
     assert!(b.get_signal("paused", Cancel).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn check_and_cancel_applies_once_and_keeps_outputs() {
-    let (_db, b) = backend().await;
-    let mut s = at_task("wf", "b");
-    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
-    b.save_snapshot(&mut s).await.unwrap();
-    assert!(
-        !b.check_and_cancel("wf", Some(tid("b"))).await.unwrap(),
-        "nothing pending"
-    );
-    assert_eq!(status(&b, "wf").await, "InProgress");
-    // Not-found with nothing pending is just `false` (fast path, no lookup).
-    assert!(!b.check_and_cancel("nobody", None).await.unwrap());
-
-    b.store_signal("wf", Pause, request("hold", "p"))
-        .await
-        .unwrap();
-    b.store_signal("wf", Cancel, request("stop", "alice"))
-        .await
-        .unwrap();
-    // Cancel wins over pause when both are pending (the runtime checks cancel first).
-    assert!(b.check_and_cancel("wf", Some(tid("b"))).await.unwrap());
+/// `wf` is Cancelled at task `b` with alice's reason, and `a`'s output is
+/// still there, in the snapshot and as a task result.
+async fn assert_cancelled_by_alice_at_b_keeping_a(b: &Backend) {
     let loaded = b.load_snapshot("wf").await.unwrap();
     match &loaded.state {
         WorkflowSnapshotState::Cancelled {
@@ -156,6 +137,31 @@ async fn check_and_cancel_applies_once_and_keeps_outputs() {
             .as_deref(),
         Some(&b"A"[..])
     );
+}
+
+#[tokio::test]
+async fn check_and_cancel_applies_once_and_keeps_outputs() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "b");
+    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(
+        !b.check_and_cancel("wf", Some(tid("b"))).await.unwrap(),
+        "nothing pending"
+    );
+    assert_eq!(status(&b, "wf").await, "InProgress");
+    // Not-found with nothing pending is just `false` (fast path, no lookup).
+    assert!(!b.check_and_cancel("nobody", None).await.unwrap());
+
+    b.store_signal("wf", Pause, request("hold", "p"))
+        .await
+        .unwrap();
+    b.store_signal("wf", Cancel, request("stop", "alice"))
+        .await
+        .unwrap();
+    // Cancel wins over pause when both are pending (the runtime checks cancel first).
+    assert!(b.check_and_cancel("wf", Some(tid("b"))).await.unwrap());
+    assert_cancelled_by_alice_at_b_keeping_a(&b).await;
     assert!(
         b.get_signal("wf", Cancel).await.unwrap().is_none(),
         "signal consumed"
@@ -170,18 +176,9 @@ async fn check_and_cancel_applies_once_and_keeps_outputs() {
     assert!(!b.check_and_cancel("wf", None).await.unwrap());
 }
 
-#[tokio::test]
-async fn pause_then_unpause_restores_position_members_and_outputs() {
-    let (_db, b) = backend().await;
-    let mut s = at_task("wf", "c");
-    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
-    s.mark_task_completed(tid("b"), Bytes::from_static(b"B"));
-    b.save_snapshot(&mut s).await.unwrap();
-    assert!(!b.check_and_pause("wf").await.unwrap());
-    b.store_signal("wf", Pause, request("maintenance", "ops"))
-        .await
-        .unwrap();
-    assert!(b.check_and_pause("wf").await.unwrap());
+/// Paused at task `c` after `b`, with the request's reason and author, the
+/// outputs kept and the Pause request consumed.
+async fn assert_paused_at_c_keeping_outputs(b: &Backend) {
     let paused = b.load_snapshot("wf").await.unwrap();
     match &paused.state {
         WorkflowSnapshotState::Paused {
@@ -205,7 +202,10 @@ async fn pause_then_unpause_restores_position_members_and_outputs() {
         Some(&b"A"[..])
     );
     assert!(b.get_signal("wf", Pause).await.unwrap().is_none());
+}
 
+/// Unpausing returns the hydrated state at `c`, and stores it InProgress.
+async fn assert_unpause_restores_position_and_outputs(b: &Backend) {
     let resumed = b.unpause("wf").await.unwrap();
     assert_eq!(resumed.current_task_id(), Some(tid("c")));
     assert_eq!(
@@ -220,7 +220,10 @@ async fn pause_then_unpause_restores_position_members_and_outputs() {
         loaded.get_task_result_bytes(&tid("b")).as_deref(),
         Some(&b"B"[..])
     );
+}
 
+/// Unpause refuses a running, a missing and a finished workflow.
+async fn assert_unpause_refuses_what_is_not_paused(b: &Backend) {
     match b.unpause("wf").await {
         Err(BackendError::CannotPause(m)) => {
             assert!(m.contains("not paused") && m.contains("InProgress"), "{m}")
@@ -237,6 +240,23 @@ async fn pause_then_unpause_restores_position_members_and_outputs() {
     assert!(
         matches!(b.unpause("done").await, Err(BackendError::CannotPause(m)) if m.contains("Completed"))
     );
+}
+
+#[tokio::test]
+async fn pause_then_unpause_restores_position_members_and_outputs() {
+    let (_db, b) = backend().await;
+    let mut s = at_task("wf", "c");
+    s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
+    s.mark_task_completed(tid("b"), Bytes::from_static(b"B"));
+    b.save_snapshot(&mut s).await.unwrap();
+    assert!(!b.check_and_pause("wf").await.unwrap());
+    b.store_signal("wf", Pause, request("maintenance", "ops"))
+        .await
+        .unwrap();
+    assert!(b.check_and_pause("wf").await.unwrap());
+    assert_paused_at_c_keeping_outputs(&b).await;
+    assert_unpause_restores_position_and_outputs(&b).await;
+    assert_unpause_refuses_what_is_not_paused(&b).await;
 }
 
 #[tokio::test]
@@ -297,9 +317,14 @@ async fn send_event_resumes_a_parked_workflow() {
     );
 }
 
-#[tokio::test]
-async fn send_event_buffers_everywhere_else_in_fifo_order_per_name() {
-    let (_db, b) = backend().await;
+/// The next buffered event `name` of `id`, consumed.
+async fn next_event(b: &Backend, id: &str, name: &str) -> Option<Bytes> {
+    b.consume_event(id, name).await.unwrap()
+}
+
+/// At a task: events are buffered, the snapshot is left as it was, and each
+/// name's events come back oldest first.
+async fn a_busy_workflow_buffers_fifo_per_name(b: &Backend) {
     let at = at_task("busy", "a");
     b.save_snapshot(&mut at.clone()).await.unwrap();
     let before = b.load_snapshot("busy").await.unwrap();
@@ -317,22 +342,49 @@ async fn send_event_buffers_everywhere_else_in_fifo_order_per_name() {
     );
     assert_eq!(after.updated_at, before.updated_at);
     assert_eq!(
-        b.consume_event("busy", "go").await.unwrap().as_deref(),
+        next_event(b, "busy", "go").await.as_deref(),
         Some(&b"1"[..])
     );
     assert_eq!(
-        b.consume_event("busy", "other").await.unwrap().as_deref(),
+        next_event(b, "busy", "other").await.as_deref(),
         Some(&b"x"[..])
     );
     assert_eq!(
-        b.consume_event("busy", "go").await.unwrap().as_deref(),
+        next_event(b, "busy", "go").await.as_deref(),
         Some(&b"2"[..])
     );
     assert_eq!(
-        b.consume_event("busy", "go").await.unwrap().as_deref(),
+        next_event(b, "busy", "go").await.as_deref(),
         Some(&b"3"[..])
     );
-    assert!(b.consume_event("busy", "go").await.unwrap().is_none());
+    assert!(next_event(b, "busy", "go").await.is_none());
+}
+
+/// Unknown and finished instances buffer without error.
+async fn unknown_and_finished_instances_buffer(b: &Backend) {
+    b.send_event("not-yet", "go", Bytes::from_static(b"early"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(b, "not-yet", "go").await.as_deref(),
+        Some(&b"early"[..])
+    );
+    let mut done = at_task("done", "a");
+    done.mark_completed(Bytes::new());
+    b.save_snapshot(&mut done).await.unwrap();
+    b.send_event("done", "go", Bytes::from_static(b"late"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(b, "done", "go").await.as_deref(),
+        Some(&b"late"[..])
+    );
+}
+
+#[tokio::test]
+async fn send_event_buffers_everywhere_else_in_fifo_order_per_name() {
+    let (_db, b) = backend().await;
+    a_busy_workflow_buffers_fifo_per_name(&b).await;
 
     // Parked for another name: buffered.
     b.save_snapshot(&mut at_signal("parked", "sig", "approve", Some("n")))
@@ -348,24 +400,7 @@ async fn send_event_buffers_everywhere_else_in_fifo_order_per_name() {
             .awaited_signal_name()
             .is_some()
     );
-    // Unknown and finished instances buffer without error.
-    b.send_event("not-yet", "go", Bytes::from_static(b"early"))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.consume_event("not-yet", "go").await.unwrap().as_deref(),
-        Some(&b"early"[..])
-    );
-    let mut done = at_task("done", "a");
-    done.mark_completed(Bytes::new());
-    b.save_snapshot(&mut done).await.unwrap();
-    b.send_event("done", "go", Bytes::from_static(b"late"))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.consume_event("done", "go").await.unwrap().as_deref(),
-        Some(&b"late"[..])
-    );
+    unknown_and_finished_instances_buffer(&b).await;
 }
 
 #[tokio::test]

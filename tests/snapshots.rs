@@ -148,6 +148,74 @@ async fn terminal_states_are_never_overwritten() {
     assert!(finished.is_some());
 }
 
+/// A Cancel request, a claim on task `a` and a buffered `go` event for `id`.
+async fn add_signal_claim_and_event(conn: &mut diesel_async::AsyncPgConnection, id: &str) {
+    diesel::insert_into(signals::table)
+        .values((
+            signals::instance_id.eq(id),
+            signals::kind.eq("Cancel"),
+            signals::requested_at.eq(chrono::Utc::now()),
+        ))
+        .execute(conn)
+        .await
+        .unwrap();
+    diesel::insert_into(claims::table)
+        .values((
+            claims::instance_id.eq(id),
+            claims::task_id.eq(tid("a").as_bytes().to_vec()),
+            claims::worker_id.eq("w"),
+        ))
+        .execute(conn)
+        .await
+        .unwrap();
+    buffer_event(conn, id).await;
+}
+
+/// A buffered `go` event for `id`.
+async fn buffer_event(conn: &mut diesel_async::AsyncPgConnection, id: &str) {
+    diesel::insert_into(events::table)
+        .values((
+            events::instance_id.eq(id),
+            events::signal_name.eq("go"),
+            events::payload.eq(vec![1u8]),
+        ))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// Rows of `id` in task_outputs, history, tasks, claims, signals, events.
+async fn rows_of(conn: &mut diesel_async::AsyncPgConnection, id: &str) -> [i64; 6] {
+    macro_rules! count {
+        ($t:ident) => {
+            $t::table
+                .filter($t::instance_id.eq(id))
+                .count()
+                .get_result::<i64>(conn)
+                .await
+                .unwrap()
+        };
+    }
+    [
+        count!(task_outputs),
+        count!(history),
+        count!(tasks),
+        count!(claims),
+        count!(signals),
+        count!(events),
+    ]
+}
+
+/// Events buffered for `id`.
+async fn events_of(conn: &mut diesel_async::AsyncPgConnection, id: &str) -> i64 {
+    events::table
+        .filter(events::instance_id.eq(id))
+        .count()
+        .get_result(conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn delete_removes_every_row_and_missing_is_not_found() {
     let (db, b) = backend().await;
@@ -158,33 +226,7 @@ async fn delete_removes_every_row_and_missing_is_not_found() {
     b.save_snapshot(&mut other).await.unwrap();
     let mut conn = raw_conn(&db).await;
     for id in ["wf", "other"] {
-        diesel::insert_into(signals::table)
-            .values((
-                signals::instance_id.eq(id),
-                signals::kind.eq("Cancel"),
-                signals::requested_at.eq(chrono::Utc::now()),
-            ))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        diesel::insert_into(claims::table)
-            .values((
-                claims::instance_id.eq(id),
-                claims::task_id.eq(tid("a").as_bytes().to_vec()),
-                claims::worker_id.eq("w"),
-            ))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        diesel::insert_into(events::table)
-            .values((
-                events::instance_id.eq(id),
-                events::signal_name.eq("go"),
-                events::payload.eq(vec![1u8]),
-            ))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        add_signal_claim_and_event(&mut conn, id).await;
     }
 
     b.delete_snapshot("wf").await.unwrap();
@@ -192,56 +234,16 @@ async fn delete_removes_every_row_and_missing_is_not_found() {
         b.load_snapshot("wf").await,
         Err(BackendError::NotFound(_))
     ));
-    macro_rules! count {
-        ($t:ident) => {
-            $t::table
-                .filter($t::instance_id.eq("wf"))
-                .count()
-                .get_result::<i64>(&mut conn)
-                .await
-                .unwrap()
-        };
-    }
-    assert_eq!(
-        [
-            count!(task_outputs),
-            count!(history),
-            count!(tasks),
-            count!(claims),
-            count!(signals),
-            count!(events)
-        ],
-        [0; 6]
-    );
+    assert_eq!(rows_of(&mut conn, "wf").await, [0; 6]);
     // The other instance is untouched.
-    let others: i64 = events::table
-        .filter(events::instance_id.eq("other"))
-        .count()
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(others, 1);
+    assert_eq!(events_of(&mut conn, "other").await, 1);
 
     // Deleting a missing id is NotFound and leaves events buffered for it alone.
-    diesel::insert_into(events::table)
-        .values((
-            events::instance_id.eq("ghost"),
-            events::signal_name.eq("go"),
-            events::payload.eq(vec![1u8]),
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    buffer_event(&mut conn, "ghost").await;
     assert!(
         matches!(b.delete_snapshot("ghost").await, Err(BackendError::NotFound(id)) if id == "ghost")
     );
-    let ghosts: i64 = events::table
-        .filter(events::instance_id.eq("ghost"))
-        .count()
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(ghosts, 1);
+    assert_eq!(events_of(&mut conn, "ghost").await, 1);
 }
 
 #[tokio::test]

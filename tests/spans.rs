@@ -95,16 +95,13 @@ fn at(instance: &str) -> WorkflowSnapshot {
     s
 }
 
-#[tokio::test]
-async fn every_store_call_has_a_span_with_ids_and_no_payload() {
-    let capture: &'static Capture = Box::leak(Box::default());
-    tracing::subscriber::set_global_default(capture).unwrap();
-    let (_db, b) = backend().await;
+/// Calls every store trait method, with marked payloads throughout, on
+/// `wf` and (for the signals) `p`.
+async fn call_every_store_method(b: &Backend) {
     let ttl = Some(chrono::Duration::seconds(30));
     let secret = format!("{MARK}-request");
     let req = || request(&secret, &secret);
 
-    // Every trait method, with marked payloads throughout.
     b.save_snapshot(&mut at("wf")).await.unwrap();
     b.find_available_tasks("w", 10, chrono::Duration::seconds(300), &[])
         .await
@@ -148,50 +145,75 @@ async fn every_store_call_has_a_span_with_ids_and_no_payload() {
     b.clear_signal("p", SignalKind::Pause).await.unwrap();
     assert!(b.check_and_cancel("p", Some(tid("a"))).await.unwrap());
     b.delete_snapshot("wf").await.unwrap();
+}
+
+/// Each span the calls open: the method, the instance id it carries (if
+/// any) and whether it carries the task id.
+const EXPECTED_SPANS: [(&str, Option<&str>, bool); 20] = [
+    ("save_snapshot", Some("wf"), false),
+    ("save_task_result", Some("wf"), true),
+    ("load_snapshot", Some("wf"), false),
+    ("delete_snapshot", Some("wf"), false),
+    ("list_snapshots", None, false),
+    ("store_signal", Some("p"), false),
+    ("get_signal", Some("p"), false),
+    ("clear_signal", Some("p"), false),
+    ("send_event", Some("wf"), false),
+    ("consume_event", Some("wf"), false),
+    ("check_and_cancel", Some("p"), true),
+    ("check_and_pause", Some("p"), false),
+    ("unpause", Some("p"), false),
+    ("claim_task", Some("wf"), true),
+    ("release_task_claim", Some("wf"), true),
+    ("extend_task_claim", Some("wf"), true),
+    ("find_available_tasks", None, false),
+    ("wait_for_wakeup", None, false),
+    ("find_hinted_task", Some("wf"), true),
+    ("load_task_result", Some("wf"), true),
+];
+
+/// The value of field `name`, if recorded.
+fn field(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Some span named `method` carries `instance` as `instance_id` (when
+/// given) and task `a` as `task_id` (when `has_task`).
+fn assert_span_with_ids(
+    spans: &HashMap<u64, (String, Fields)>,
+    method: &str,
+    instance: Option<&str>,
+    has_task: bool,
+) {
+    let task = tid("a").to_string();
+    let found: Vec<&Fields> = spans
+        .values()
+        .filter(|(name, _)| name == method)
+        .map(|(_, fields)| fields)
+        .collect();
+    assert!(!found.is_empty(), "{method}: no span");
+    assert!(
+        found.iter().any(|f| {
+            instance.is_none_or(|i| field(f, "instance_id").as_deref() == Some(i))
+                && (!has_task || field(f, "task_id").as_deref() == Some(task.as_str()))
+        }),
+        "{method}: {found:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_store_call_has_a_span_with_ids_and_no_payload() {
+    let capture: &'static Capture = Box::leak(Box::default());
+    tracing::subscriber::set_global_default(capture).unwrap();
+    let (_db, b) = backend().await;
+    call_every_store_method(&b).await;
 
     let spans = capture.spans.lock().unwrap();
-    let task = tid("a").to_string();
-    for (method, instance, has_task) in [
-        ("save_snapshot", Some("wf"), false),
-        ("save_task_result", Some("wf"), true),
-        ("load_snapshot", Some("wf"), false),
-        ("delete_snapshot", Some("wf"), false),
-        ("list_snapshots", None, false),
-        ("store_signal", Some("p"), false),
-        ("get_signal", Some("p"), false),
-        ("clear_signal", Some("p"), false),
-        ("send_event", Some("wf"), false),
-        ("consume_event", Some("wf"), false),
-        ("check_and_cancel", Some("p"), true),
-        ("check_and_pause", Some("p"), false),
-        ("unpause", Some("p"), false),
-        ("claim_task", Some("wf"), true),
-        ("release_task_claim", Some("wf"), true),
-        ("extend_task_claim", Some("wf"), true),
-        ("find_available_tasks", None, false),
-        ("wait_for_wakeup", None, false),
-        ("find_hinted_task", Some("wf"), true),
-        ("load_task_result", Some("wf"), true),
-    ] {
-        let found: Vec<&Fields> = spans
-            .values()
-            .filter(|(name, _)| name == method)
-            .map(|(_, fields)| fields)
-            .collect();
-        assert!(!found.is_empty(), "{method}: no span");
-        let field = |fields: &Fields, name: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
-        assert!(
-            found.iter().any(|f| {
-                instance.is_none_or(|i| field(f, "instance_id").as_deref() == Some(i))
-                    && (!has_task || field(f, "task_id").as_deref() == Some(task.as_str()))
-            }),
-            "{method}: {found:?}"
-        );
+    for (method, instance, has_task) in EXPECTED_SPANS {
+        assert_span_with_ids(&spans, method, instance, has_task);
     }
     let events = capture.events.lock().unwrap();
     for fields in spans.values().map(|(_, f)| f).chain(events.iter()) {

@@ -15,6 +15,61 @@ use sayiir_diesel::{Error, Status, reports};
 use sayiir_diesel_testkit::ReplicatedPair;
 use sayiir_persistence::SnapshotStore;
 
+/// Whether the server behind `conn` is in recovery (a standby).
+async fn in_recovery(conn: &mut diesel_async::AsyncPgConnection) -> bool {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "pg_is_in_recovery()",
+    ))
+    .get_result(conn)
+    .await
+    .unwrap()
+}
+
+/// The report fragments read the five running workflows on the standby,
+/// and a write there fails at once with the server's reason.
+async fn assert_reports_read_and_writes_fail(read: &mut diesel_async::AsyncPgConnection) {
+    let running: Vec<Workflow> = reports::workflows_in(Status::InProgress)
+        .select(Workflow::as_select())
+        .load(read)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 5);
+    assert_eq!(
+        reports::runnable_tasks()
+            .count()
+            .get_result::<i64>(read)
+            .await
+            .unwrap(),
+        5
+    );
+    // A write through the standby fails at once with the server's reason.
+    let started = Instant::now();
+    let err = diesel::sql_query("DELETE FROM sayiir.workflows")
+        .execute(read)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// The store itself is refused a standby, with or without migrations,
+/// quickly and naming the cause.
+async fn assert_the_store_refuses_a_standby(standby: &str) {
+    for migrate in [true, false] {
+        let started = Instant::now();
+        let err = Backend::builder(standby)
+            .run_migrations(migrate)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&err, Error::ReadOnlyServer { evidence, .. } if evidence.contains("standby")),
+            "{err}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_read_from_a_standby_and_the_store_refuses_one() {
     if !ReplicatedPair::available() {
@@ -44,59 +99,11 @@ async fn reports_read_from_a_standby_and_the_store_refuses_one() {
     }
     // The read pool is the standby's; the store's pool is the primary's.
     let mut read = b.read_pool().get().await.unwrap();
-    let in_recovery: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "pg_is_in_recovery()",
-    ))
-    .get_result(&mut read)
-    .await
-    .unwrap();
-    assert!(in_recovery);
-    let running: Vec<Workflow> = reports::workflows_in(Status::InProgress)
-        .select(Workflow::as_select())
-        .load(&mut read)
-        .await
-        .unwrap();
-    assert_eq!(running.len(), 5);
-    assert_eq!(
-        reports::runnable_tasks()
-            .count()
-            .get_result::<i64>(&mut read)
-            .await
-            .unwrap(),
-        5
-    );
-    // A write through the standby fails at once with the server's reason.
-    let started = Instant::now();
-    let err = diesel::sql_query("DELETE FROM sayiir.workflows")
-        .execute(&mut read)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("read-only transaction"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
-
-    // The store itself is refused a standby, with or without migrations,
-    // quickly and naming the cause.
-    for migrate in [true, false] {
-        let started = Instant::now();
-        let err = Backend::builder(&standby)
-            .run_migrations(migrate)
-            .build()
-            .await
-            .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(
-            matches!(&err, Error::ReadOnlyServer { evidence, .. } if evidence.contains("standby")),
-            "{err}"
-        );
-    }
+    assert!(in_recovery(&mut read).await);
+    assert_reports_read_and_writes_fail(&mut read).await;
+    assert_the_store_refuses_a_standby(&standby).await;
     // Without a read URL the read pool is the main pool.
     let plain = Backend::builder(&primary).build().await.unwrap();
     let mut conn = plain.read_pool().get().await.unwrap();
-    let in_recovery: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "pg_is_in_recovery()",
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    assert!(!in_recovery);
+    assert!(!in_recovery(&mut conn).await);
 }

@@ -133,6 +133,15 @@ async fn sessions(conn: &mut AsyncPgConnection) -> Sessions {
     .unwrap()
 }
 
+/// The application's own pool of four, its connections opened by `connect`.
+fn application_pool(url: &str, connect: &ConnectFn) -> PgPool {
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    let for_pool = Arc::clone(connect);
+    manager_config.custom_setup = Box::new(move |url| for_pool(url));
+    let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
+    PgPool::builder(manager).max_size(4).build().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_backend_runs_over_tls() {
     if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
@@ -168,13 +177,8 @@ async fn the_whole_backend_runs_over_tls() {
 
     // The application's own pool (built with the same connector), with the
     // builder's connector for migrations and the listener.
-    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-    let for_pool = Arc::clone(&connect);
-    manager_config.custom_setup = Box::new(move |url| for_pool(url));
-    let manager = AsyncDieselConnectionManager::new_with_config(&url, manager_config);
-    let pool: PgPool = PgPool::builder(manager).max_size(4).build().unwrap();
     let b = Backend::builder(&url)
-        .pool(pool)
+        .pool(application_pool(&url, &connect))
         .connector(Arc::clone(&connect))
         .build()
         .await

@@ -89,12 +89,7 @@ async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
             Some(format!("{}", round * WORKFLOWS).as_bytes())
         );
     }
-    for w in &workers {
-        w.shutdown();
-    }
-    for w in &workers {
-        w.join().await.unwrap();
-    }
+    shutdown_and_join(&workers).await;
     assert_eq!(b.metrics().recovered, 0, "no recovery in a healthy run");
     // Finished workflows leave nothing in the dispatch queue: the finder's
     // cost does not grow with them.
@@ -113,19 +108,10 @@ async fn three_hundred_linear_workflows_on_four_workers_run_every_step_once() {
 
 static HICCUP_RUNS: AtomicU32 = AtomicU32::new(0);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn workers_survive_connections_killed_under_them() {
-    use diesel_async::RunQueryDsl;
-    let db = test_db().await;
-    // A save that dies with its connection can leave a workflow in the
-    // crash window; recover it quickly here.
-    let b = Backend::builder(db.url())
-        .recovery_grace(Duration::from_secs(2))
-        .build()
-        .await
-        .unwrap();
+/// `h1` (x + 1), then `h2` (x + 1, 5 ms, counted in `HICCUP_RUNS`).
+fn hiccup_workflow() -> Arc<sayiir_core::workflow::Workflow<JsonCodec, u64>> {
     let ctx = WorkflowContext::new("hiccup", Arc::new(JsonCodec), Arc::new(()));
-    let wf = Arc::new(
+    Arc::new(
         WorkflowBuilder::new(ctx)
             .then("h1", |x: u64| async move { Ok(x + 1) })
             .then("h2", |x: u64| async move {
@@ -135,23 +121,31 @@ async fn workers_survive_connections_killed_under_them() {
             })
             .build()
             .unwrap(),
-    );
-    let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
-    let workers: Vec<_> = (0..2)
+    )
+}
+
+/// Two workers with short (3 s) claims, so a killed one's tasks come back
+/// quickly.
+fn spawn_short_claim_workers(
+    b: &Backend,
+    wf: &Arc<sayiir_core::workflow::Workflow<JsonCodec, u64>>,
+) -> Vec<sayiir_runtime::WorkerHandle<Backend>> {
+    let registry = vec![(*wf.definition_hash(), Arc::clone(wf))];
+    (0..2)
         .map(|i| {
             PooledWorker::new(format!("hw{i}"), b.clone(), TaskRegistry::new())
                 .with_claim_ttl(Some(Duration::from_secs(3)))
                 .with_batch_size(NonZeroUsize::new(4).unwrap())
                 .spawn(Duration::from_millis(100), registry.clone())
         })
-        .collect();
-    let client = WorkflowClient::new(b.clone());
-    for i in 0..60u64 {
-        client.submit(&*wf, &format!("h{i}"), i).await.unwrap();
-    }
-    // Kill every other session on the database, a bounded number of times.
-    let mut admin = raw_conn(&db).await;
-    for _ in 0..5 {
+        .collect()
+}
+
+/// Kill every other session on the database, a bounded number of times.
+async fn kill_every_other_session(db: &sayiir_diesel_testkit::TestDatabase, times: usize) {
+    use diesel_async::RunQueryDsl;
+    let mut admin = raw_conn(db).await;
+    for _ in 0..times {
         tokio::time::sleep(Duration::from_millis(150)).await;
         diesel::sql_query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -161,6 +155,25 @@ async fn workers_survive_connections_killed_under_them() {
         .await
         .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_survive_connections_killed_under_them() {
+    let db = test_db().await;
+    // A save that dies with its connection can leave a workflow in the
+    // crash window; recover it quickly here.
+    let b = Backend::builder(db.url())
+        .recovery_grace(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let wf = hiccup_workflow();
+    let workers = spawn_short_claim_workers(&b, &wf);
+    let client = WorkflowClient::new(b.clone());
+    for i in 0..60u64 {
+        client.submit(&*wf, &format!("h{i}"), i).await.unwrap();
+    }
+    kill_every_other_session(&db, 5).await;
     let started = Instant::now();
     for i in 0..60u64 {
         // The client's own calls may hit a dead pooled connection once.
@@ -178,10 +191,5 @@ async fn workers_survive_connections_killed_under_them() {
         b.metrics()
     );
     assert!(b.metrics().listener_reconnects >= 1, "{:?}", b.metrics());
-    for w in &workers {
-        w.shutdown();
-    }
-    for w in &workers {
-        w.join().await.expect("no worker loop ended on an error");
-    }
+    shutdown_and_join(&workers).await;
 }

@@ -33,6 +33,18 @@ pub async fn backend() -> (TestDatabase, Backend) {
     (db, backend)
 }
 
+/// A backend with offers off (`offer_lease` zero), for tests where several
+/// workers ask for the same rows.
+pub async fn backend_without_offers() -> (TestDatabase, Backend) {
+    let db = test_db().await;
+    let backend = Backend::builder(db.url())
+        .offer_lease(std::time::Duration::ZERO)
+        .build()
+        .await
+        .expect("connect");
+    (db, backend)
+}
+
 /// `x` encoded as a task's JSON output.
 pub fn json(x: u64) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(&x).unwrap())
@@ -170,5 +182,16 @@ pub async fn run_two_step(b: &Backend, prefix: &str, n: u64) {
     }
     for w in ws {
         w.shutdown();
+    }
+}
+
+/// Asks every worker to stop, then waits for each loop to end; the test
+/// fails if one ended on an error.
+pub async fn shutdown_and_join(workers: &[sayiir_runtime::WorkerHandle<Backend>]) {
+    for w in workers {
+        w.shutdown();
+    }
+    for w in workers {
+        w.join().await.expect("no worker loop ended on an error");
     }
 }
