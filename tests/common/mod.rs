@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod plan;
+pub mod retention;
 
 use sayiir_core::snapshot::{ExecutionPosition, WorkflowSnapshot};
 use sayiir_core::{DefinitionHash, TaskId};
