@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use sayiir_diesel::models::Workflow;
 use sayiir_diesel::{Error, Status, reports};
-use sayiir_diesel_testkit::ReplicatedPair;
+use sayiir_diesel_testkit::{PairWithDatabase, ReplicatedPair};
 use sayiir_persistence::SnapshotStore;
 
 /// Whether the server behind `conn` is in recovery (a standby).
@@ -72,20 +72,17 @@ async fn assert_the_store_refuses_a_standby(standby: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_read_from_a_standby_and_the_store_refuses_one() {
-    if !ReplicatedPair::available() {
-        eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
-        return;
-    }
-    // Synchronous (remote_apply): a commit is visible on the standby when
-    // it returns, so the reads below need no waiting.
-    let pair = tokio::task::spawn_blocking(|| ReplicatedPair::start(true))
+    let Some(PairWithDatabase {
+        pair: _servers, // kept alive to the end of the test
+        primary,
+        standby,
+    }) = tokio::task::spawn_blocking(|| ReplicatedPair::synchronous_with_database("app"))
         .await
         .unwrap()
-        .unwrap();
-    pair.psql(pair.primary_port(), "CREATE DATABASE app")
-        .unwrap();
-    let primary = ReplicatedPair::url(pair.primary_port(), "app");
-    let standby = ReplicatedPair::url(pair.standby_port(), "app");
+        .unwrap()
+    else {
+        return;
+    };
 
     let b = Backend::builder(&primary)
         .read_url(&standby)

@@ -7,24 +7,21 @@
 mod common;
 
 use common::*;
-use sayiir_diesel_testkit::ReplicatedPair;
+use sayiir_diesel_testkit::{PairWithDatabase, ReplicatedPair};
 
 #[tokio::test]
 async fn reads_work_on_a_standby_and_writes_fail_at_once() {
-    if !ReplicatedPair::available() {
-        eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
-        return;
-    }
-    // Synchronous (remote_apply): a commit is visible on the standby when
-    // it returns.
-    let pair = tokio::task::spawn_blocking(|| ReplicatedPair::start(true))
+    let Some(PairWithDatabase {
+        pair,
+        primary,
+        standby,
+    }) = tokio::task::spawn_blocking(|| ReplicatedPair::synchronous_with_database("app"))
         .await
         .unwrap()
-        .unwrap();
-    pair.psql(pair.primary_port(), "CREATE DATABASE app")
-        .unwrap();
-    let primary = ReplicatedPair::url(pair.primary_port(), "app");
-    let standby = ReplicatedPair::url(pair.standby_port(), "app");
+        .unwrap()
+    else {
+        return;
+    };
     assert_eq!(
         pair.psql(pair.standby_port(), "SELECT pg_is_in_recovery()")
             .unwrap(),

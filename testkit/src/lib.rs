@@ -63,7 +63,7 @@ mod template;
 pub use databases::{empty_database, migrations_key, sayiir_database, sayiir_database_with};
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
 pub use proxy::Proxy;
-pub use replica::ReplicatedPair;
+pub use replica::{PairWithDatabase, ReplicatedPair};
 pub use server::{PgServer, with_database};
 pub use template::{LEFTOVER_AGE, TEMPLATE_LOCK_KEY, TEST_DATABASE_PREFIX, Template, TestDatabase};
 

@@ -142,6 +142,28 @@ impl ReplicatedPair {
         Ok(pair)
     }
 
+    /// A synchronous pair (`remote_apply`: a commit is visible on the
+    /// standby when it returns, so reads there need no waiting) with
+    /// database `db` created on the primary, and that database's URL on
+    /// each server. `Ok(None)` (after saying so on stderr) when
+    /// [`ReplicatedPair::available`] is false: the caller skips.
+    ///
+    /// # Errors
+    /// As [`ReplicatedPair::start`], or when the database cannot be created.
+    pub fn synchronous_with_database(db: &str) -> Result<Option<PairWithDatabase>, Error> {
+        if !Self::available() {
+            eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
+            return Ok(None);
+        }
+        let pair = Self::start(true)?;
+        pair.psql(pair.primary_port, &format!("CREATE DATABASE {db}"))?;
+        Ok(Some(PairWithDatabase {
+            primary: Self::url(pair.primary_port, db),
+            standby: Self::url(pair.standby_port, db),
+            pair,
+        }))
+    }
+
     /// The primary's port.
     #[must_use]
     pub fn primary_port(&self) -> u16 {
@@ -251,6 +273,16 @@ impl ReplicatedPair {
         )?;
         Ok(lag.parse().unwrap_or(i64::MAX))
     }
+}
+
+/// What [`ReplicatedPair::synchronous_with_database`] starts.
+pub struct PairWithDatabase {
+    /// The servers (stopped and removed when dropped).
+    pub pair: ReplicatedPair,
+    /// The database's URL on the primary.
+    pub primary: String,
+    /// The database's URL on the standby.
+    pub standby: String,
 }
 
 impl Drop for ReplicatedPair {
