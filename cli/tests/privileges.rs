@@ -7,96 +7,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use common::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use sayiir_diesel_testkit::{PgServer, with_database};
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// `url` with `user` as its user name.
-fn as_user(url: &str, user: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}@{host}")
-}
-
-/// An application role owning its own database and a reader role allowed
-/// to connect to it, made by the superuser and dropped by [`Roles::drop_all`].
-struct Roles {
-    su: AsyncPgConnection,
-    app: String,
-    reader: String,
-    db: String,
-    app_url: String,
-    reader_url: String,
-}
-
-impl Roles {
-    async fn create() -> Roles {
-        let server = PgServer::shared().unwrap();
-        let tag = format!(
-            "{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let (app, reader, db) = (
-            format!("cli_app_{tag}"),
-            format!("cli_reader_{tag}"),
-            format!("cli_lp_{tag}"),
-        );
-        let mut su = AsyncPgConnection::establish(server.admin_url())
-            .await
-            .unwrap();
-        for sql in [
-            format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"),
-            format!("CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"),
-            format!("CREATE DATABASE {db} OWNER {app}"),
-            format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"),
-            format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
-        ] {
-            su.batch_execute(&sql).await.unwrap();
-        }
-        let app_url = as_user(&with_database(server.admin_url(), &db), &app);
-        let reader_url = as_user(&with_database(server.admin_url(), &db), &reader);
-        Roles {
-            su,
-            app,
-            reader,
-            db,
-            app_url,
-            reader_url,
-        }
-    }
-
-    /// The owner grants the reader what the README lists, nothing more.
-    async fn grant_reader(&self) {
-        let reader = &self.reader;
-        let mut owner = AsyncPgConnection::establish(&self.app_url).await.unwrap();
-        owner
-            .batch_execute(&format!(
-                "GRANT USAGE ON SCHEMA sayiir TO {reader}; \
-                 GRANT SELECT ON ALL TABLES IN SCHEMA sayiir TO {reader}; \
-                 ALTER DEFAULT PRIVILEGES IN SCHEMA sayiir GRANT SELECT ON TABLES TO {reader};"
-            ))
-            .await
-            .unwrap();
-    }
-
-    async fn drop_all(mut self) {
-        let Roles {
-            app, reader, db, ..
-        } = &self;
-        for sql in [
-            format!("DROP DATABASE {db} WITH (FORCE)"),
-            format!("DROP ROLE {app}"),
-            format!("DROP ROLE {reader}"),
-        ] {
-            self.su.batch_execute(&sql).await.unwrap();
-        }
-    }
-}
+use sayiir_diesel_testkit::{LeastPrivilege, PgServer};
 
 /// What a reader may not do: every action of the CLI.
 const ACTIONS: [&[&str]; 9] = [
@@ -123,8 +35,10 @@ async fn a_reader_role_reads_everything_and_is_refused_every_action() {
         eprintln!("skipped: creates roles, which DATABASE_URL's role may not");
         return;
     }
-    let roles = Roles::create().await;
-    let (app_url, reader_url) = (roles.app_url.clone(), roles.reader_url.clone());
+    let roles = LeastPrivilege::create(PgServer::shared().unwrap(), "cli")
+        .await
+        .unwrap();
+    let (app_url, reader_url) = (roles.owner_url.clone(), roles.reader_url.clone());
 
     // The application role migrates with the CLI and populates through the
     // store.
@@ -136,7 +50,7 @@ async fn a_reader_role_reads_everything_and_is_refused_every_action() {
         .await
         .unwrap();
     populate(&b).await;
-    roles.grant_reader().await;
+    roles.grant_reader().await.unwrap();
 
     // Every read command works for the reader and shows what the owner sees.
     assert_reads_match(&reader_url, &app_url);
@@ -160,5 +74,5 @@ async fn a_reader_role_reads_everything_and_is_refused_every_action() {
     assert_eq!(cancelled["result"], "requested");
 
     drop(b);
-    roles.drop_all().await;
+    roles.drop_all().await.unwrap();
 }

@@ -58,12 +58,14 @@ mod databases;
 mod pgbouncer;
 pub mod proxy;
 mod replica;
+mod roles;
 mod server;
 mod template;
 pub use databases::{empty_database, migrations_key, sayiir_database, sayiir_database_with};
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
 pub use proxy::Proxy;
 pub use replica::{PairWithDatabase, ReplicatedPair};
+pub use roles::{LeastPrivilege, as_user};
 pub use server::{PgServer, with_database};
 pub use template::{LEFTOVER_AGE, TEMPLATE_LOCK_KEY, TEST_DATABASE_PREFIX, Template, TestDatabase};
 
