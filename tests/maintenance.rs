@@ -305,3 +305,47 @@ async fn a_cancel_applied_by_maintenance_drops_the_dead_claim() {
         .unwrap();
     assert_eq!(claims, 0, "the dead claim row is gone");
 }
+
+/// A worker that paused its workflow and then could not release (its
+/// connection or pool gone) leaves an expired claim on a Paused workflow,
+/// which nothing would take over: maintenance drops it (found by the chaos
+/// soak, with the pool-exhaustion fault).
+#[tokio::test]
+async fn maintenance_drops_the_dead_claim_of_a_paused_workflow() {
+    let db = test_db().await;
+    let b = quick(&db, true).await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.save_snapshot(&mut at_task("live", "a")).await.unwrap();
+    b.claim_task("wf", &tid("a"), "gone", Some(chrono::Duration::zero()))
+        .await
+        .unwrap()
+        .unwrap();
+    b.claim_task(
+        "live",
+        &tid("a"),
+        "busy",
+        Some(chrono::Duration::seconds(300)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The holder applies the pause itself, then never releases.
+    b.store_signal("wf", SignalKind::Pause, request("hold", "ops"))
+        .await
+        .unwrap();
+    assert!(b.check_and_pause("wf").await.unwrap());
+    let found = poll_after_grace(&b).await;
+    assert!(found.is_empty(), "{found:?}");
+    assert!(b.load_snapshot("wf").await.unwrap().state.is_paused());
+    let mut conn = raw_conn(&db).await;
+    let held: Vec<String> = sayiir_diesel::schema::sayiir::claims::table
+        .select(sayiir_diesel::schema::sayiir::claims::instance_id)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        held,
+        ["live"],
+        "the dead claim of the paused workflow is gone, a live one stays"
+    );
+}

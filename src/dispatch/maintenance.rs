@@ -66,6 +66,7 @@ where
         if full {
             self.inner.maintenance_again();
         }
+        drop_dead_claims(conn).await;
         sample_queue(conn).await;
         crate::telemetry::maintenance_pass();
         Ok(())
@@ -287,6 +288,22 @@ where
             return Ok(Some(from));
         }
         input_before(conn, &self.inner.codec, instance_id, task_id).await
+    }
+}
+
+/// Deletes the dead claims of Paused and finished workflows (see
+/// [`claims::delete_dead_of_stopped_workflows`]); one statement. A failure
+/// is logged and left for the next pass.
+async fn drop_dead_claims(conn: &mut AsyncPgConnection) {
+    match claims::delete_dead_of_stopped_workflows(conn).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            claims = n,
+            "dropped expired claims of paused or finished workflows"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not drop dead claims; trying again on the next pass");
+        }
     }
 }
 

@@ -11,8 +11,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_core::TaskId;
 
 use crate::error::Result;
+use crate::kinds::Status;
 use crate::queries::Raw;
-use crate::schema::sayiir::claims;
+use crate::schema::sayiir::{claims, workflows};
 
 diesel::define_sql_function! {
     /// `sayiir.claim_is_live(expires_at)`: whether a claim with this expiry
@@ -194,6 +195,29 @@ pub(crate) async fn delete_expired(conn: &mut AsyncPgConnection, instance_id: &s
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes the expired claims of workflows that are not InProgress
+/// (Paused, or finished): their holder died, or saved its last state and
+/// then could not release (a lost connection, an exhausted pool). Nothing
+/// else removes them: a claim is only taken, and an expired one replaced,
+/// on a runnable workflow. One statement over the claims only (no
+/// workflow row is locked); a claim a concurrent claimer revives is live
+/// again when the delete re-checks it, and stays.
+pub(crate) async fn delete_dead_of_stopped_workflows(
+    conn: &mut AsyncPgConnection,
+) -> Result<usize> {
+    Ok(diesel::delete(
+        claims::table
+            .filter(diesel::dsl::not(claim_is_live(claims::expires_at)))
+            .filter(diesel::dsl::exists(
+                workflows::table
+                    .filter(workflows::instance_id.eq(claims::instance_id))
+                    .filter(workflows::status.ne(Status::InProgress)),
+            )),
+    )
+    .execute(conn)
+    .await?)
 }
 
 #[cfg(test)]
