@@ -294,4 +294,24 @@ mod tests {
                 && SAMPLE.contains("FROM sayiir.task_priorities")
         );
     }
+
+    /// Every statement that returns a snapshot with its outputs hydrates
+    /// it through the one function; none aggregates the outputs itself.
+    #[test]
+    fn snapshots_are_hydrated_by_the_one_function() {
+        for (name, sql, alias) in [
+            ("find", FIND, "h"),
+            ("find_hinted", FIND_HINTED, "w"),
+            ("load", crate::models::workflows::LOAD, "w"),
+        ] {
+            let call = format!(
+                "CROSS JOIN LATERAL sayiir.member_outputs({alias}.instance_id, {alias}.members) AS o"
+            );
+            assert_eq!(sql.matches(call.as_str()).count(), 1, "{name}");
+            assert!(
+                !sql.contains("array_agg"),
+                "{name} aggregates the outputs itself"
+            );
+        }
+    }
 }

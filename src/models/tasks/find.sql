@@ -81,13 +81,8 @@ SELECT h.instance_id,
        COALESCE(h.revision, 0) AS revision,
        COALESCE(h.snapshot, '') AS snapshot,
        h.trace_parent,
-       COALESCE(o.task_ids, '{}') AS task_ids,
-       COALESCE(o.outputs, '{}') AS outputs
+       o.task_ids,
+       o.outputs
 FROM hydrated AS h
-LEFT JOIN LATERAL (
-    SELECT array_agg(t.task_id) AS task_ids, array_agg(t.output) AS outputs
-    FROM sayiir.task_outputs AS t
-    WHERE t.instance_id = h.instance_id
-      AND t.task_id = ANY (h.members)
-) AS o ON true
+CROSS JOIN LATERAL sayiir.member_outputs(h.instance_id, h.members) AS o
 ORDER BY h.failed_here, h.effective, h.aged_from, h.instance_id

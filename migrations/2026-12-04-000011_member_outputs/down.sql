@@ -1,0 +1,1 @@
+DROP FUNCTION sayiir.member_outputs(text, bytea[]);
