@@ -129,9 +129,6 @@ where
             self.inner.metrics.count_advanced();
             self.persist(conn, &mut snapshot, &outputs, Persist::Notify)
                 .await?;
-            if !matches!(snapshot.state, WorkflowSnapshotState::InProgress { .. }) {
-                claims::delete_expired(conn, instance_id).await?;
-            }
             Ok(())
         })
         .await
@@ -154,9 +151,6 @@ where
                 apply_request(snapshot, kind, signal.into_request(), at);
                 self.persist(conn, snapshot, &[], Persist::Quiet).await?;
                 signals::delete(conn, &instance_id, kind).await?;
-                if kind == SignalKind::Cancel {
-                    claims::delete_expired(conn, &instance_id).await?;
-                }
                 self.inner.metrics.count_advanced();
                 tracing::info!(
                     instance_id,

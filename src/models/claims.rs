@@ -183,20 +183,6 @@ pub(crate) async fn is_live(conn: &mut AsyncPgConnection, instance_id: &str) -> 
     Ok(live > 0)
 }
 
-/// Deletes the instance's claim if it has expired. Maintenance calls it
-/// under the workflow row lock when it finishes a workflow whose claim
-/// holder died or could not release: nothing else would remove the row.
-pub(crate) async fn delete_expired(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {
-    diesel::delete(
-        claims::table
-            .filter(claims::instance_id.eq(instance_id))
-            .filter(diesel::dsl::not(claim_is_live(claims::expires_at))),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Deletes the expired claims of workflows that are not InProgress
 /// (Paused, or finished): their holder died, or saved its last state and
 /// then could not release (a lost connection, an exhausted pool). Nothing
