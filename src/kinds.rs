@@ -13,58 +13,28 @@ use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 
-/// A workflow's status (the CHECK constraint of `sayiir.workflows.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-pub enum Status {
-    /// Running or parked.
-    InProgress,
-    /// Held until `unpause`.
-    Paused,
-    /// Finished with an output.
-    Completed,
-    /// Finished with an error.
-    Failed,
-    /// Finished by a cancel request.
-    Cancelled,
-}
-
-/// Where an instance in the dispatch queue (`sayiir.tasks`) stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-pub enum QueuedPosition {
-    /// At a task to run.
-    AtTask,
-    /// Parked at a durable delay.
-    AtDelay,
-    /// Parked waiting for an external event.
-    AtSignal,
-}
-
-/// Where an InProgress or Paused workflow stands (the runtime's
-/// `ExecutionPosition` variant names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-pub enum Position {
-    /// Submitted, no task run yet.
-    NotStarted,
-    /// At a task to run.
-    AtTask,
-    /// At a fork whose branches run.
-    AtFork,
-    /// At the join after a fork.
-    AtJoin,
-    /// Parked at a durable delay.
-    AtDelay,
-    /// Parked waiting for an external event.
-    AtSignal,
-    /// Inside a loop.
-    InLoop,
-}
-
+/// Defines a public enum whose values are stored as their own names in a
+/// text column: the enum, `as_str` / `parse`, `Display`,
+/// `ALL`, and the Diesel `ToSql` / `FromSql` for `Text`. The variants are
+/// named once.
 macro_rules! text_enum {
-    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident {
+            $( $(#[$vmeta:meta])* $variant:ident ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        pub enum $ty {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
         impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
             /// The column's text for this value.
             #[must_use]
             pub const fn as_str(self) -> &'static str {
@@ -107,27 +77,54 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(Status {
-    InProgress,
-    Paused,
-    Completed,
-    Failed,
-    Cancelled
-});
-text_enum!(Position {
-    NotStarted,
-    AtTask,
-    AtFork,
-    AtJoin,
-    AtDelay,
-    AtSignal,
-    InLoop
-});
-text_enum!(QueuedPosition {
-    AtTask,
-    AtDelay,
-    AtSignal
-});
+text_enum! {
+    /// A workflow's status (the CHECK constraint of `sayiir.workflows.status`).
+    pub enum Status {
+        /// Running or parked.
+        InProgress,
+        /// Held until `unpause`.
+        Paused,
+        /// Finished with an output.
+        Completed,
+        /// Finished with an error.
+        Failed,
+        /// Finished by a cancel request.
+        Cancelled,
+    }
+}
+
+text_enum! {
+    /// Where an instance in the dispatch queue (`sayiir.tasks`) stands.
+    pub enum QueuedPosition {
+        /// At a task to run.
+        AtTask,
+        /// Parked at a durable delay.
+        AtDelay,
+        /// Parked waiting for an external event.
+        AtSignal,
+    }
+}
+
+text_enum! {
+    /// Where an InProgress or Paused workflow stands (the runtime's
+    /// `ExecutionPosition` variant names).
+    pub enum Position {
+        /// Submitted, no task run yet.
+        NotStarted,
+        /// At a task to run.
+        AtTask,
+        /// At a fork whose branches run.
+        AtFork,
+        /// At the join after a fork.
+        AtJoin,
+        /// Parked at a durable delay.
+        AtDelay,
+        /// Parked waiting for an external event.
+        AtSignal,
+        /// Inside a loop.
+        InLoop,
+    }
+}
 
 impl Status {
     /// Completed, Failed or Cancelled: never written again.
@@ -143,21 +140,17 @@ mod tests {
 
     #[test]
     fn every_value_round_trips_through_its_text() {
-        for s in [
-            Status::InProgress,
-            Status::Paused,
-            Status::Completed,
-            Status::Failed,
-            Status::Cancelled,
-        ] {
-            assert_eq!(Status::parse(s.as_str()), Some(s));
+        assert_eq!(Status::ALL.len(), 5);
+        assert_eq!(QueuedPosition::ALL.len(), 3);
+        assert_eq!(Position::ALL.len(), 7);
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(*s));
         }
-        for p in [
-            QueuedPosition::AtTask,
-            QueuedPosition::AtDelay,
-            QueuedPosition::AtSignal,
-        ] {
-            assert_eq!(QueuedPosition::parse(&p.to_string()), Some(p));
+        for p in QueuedPosition::ALL {
+            assert_eq!(QueuedPosition::parse(&p.to_string()), Some(*p));
+        }
+        for p in Position::ALL {
+            assert_eq!(Position::parse(p.as_str()), Some(*p));
         }
         assert_eq!(Status::parse("Running"), None);
         assert_eq!(Position::parse("AtTask"), Some(Position::AtTask));
