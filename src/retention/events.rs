@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, by_age, cutoff, rows};
+use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{events, workflows};
@@ -93,11 +93,10 @@ async fn batch(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>, size: i64) -
 /// The plans of this step's statements.
 pub(super) async fn explain(
     conn: &mut AsyncPgConnection,
-    older_than: Duration,
+    cutoff: DateTime<Utc>,
     size: i64,
     plans: &mut Plans,
 ) -> Result<()> {
-    let cutoff = cutoff(conn, older_than).await?;
     let plan = Explain(candidates!(cutoff, size)).get_result(conn).await?;
     plans.push(("orphan events: candidates", plan));
     let plan = Explain(by_id!(&vec![1_i64])).get_result(conn).await?;

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, by_age, cutoff, rows};
+use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::kinds::Status;
 use crate::schema::sayiir::{claims, events, history, task_outputs, workflows};
@@ -99,11 +99,10 @@ async fn batch(
 /// The plans of this step's statements.
 pub(super) async fn explain(
     conn: &mut AsyncPgConnection,
-    older_than: Duration,
+    cutoff: DateTime<Utc>,
     size: i64,
     plans: &mut Plans,
 ) -> Result<()> {
-    let cutoff = cutoff(conn, older_than).await?;
     let ids = vec![String::from("some-instance")];
     let candidates = Explain(candidates!(cutoff, size)).get_result(conn).await?;
     plans.push(("finished: candidates", candidates));

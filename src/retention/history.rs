@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::explain::{Explain, Plans};
-use super::{Batching, PruneReport, by_age, cutoff, rows};
+use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::queries::Raw;
 
@@ -111,11 +111,10 @@ fn history_keep_last(after: &str, size: i64, keep: u32) -> Raw<'_> {
 /// The plan of the by-age statement.
 pub(super) async fn explain_by_age(
     conn: &mut AsyncPgConnection,
-    older_than: Duration,
+    cutoff: DateTime<Utc>,
     size: i64,
     plans: &mut Plans,
 ) -> Result<()> {
-    let cutoff = cutoff(conn, older_than).await?;
     let plan = Explain(history_by_age(cutoff, size))
         .get_result(conn)
         .await?;
