@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::explain::{Explain, Plans};
+use super::explain::Planner;
 use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::kinds::Status;
@@ -90,16 +90,9 @@ async fn batch(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>, size: i64) -
     .await
 }
 
-/// The plans of this step's statements.
-pub(super) async fn explain(
-    conn: &mut AsyncPgConnection,
-    cutoff: DateTime<Utc>,
-    size: i64,
-    plans: &mut Plans,
-) -> Result<()> {
-    let plan = Explain(candidates!(cutoff, size)).get_result(conn).await?;
-    plans.push(("orphan events: candidates", plan));
-    let plan = Explain(by_id!(&vec![1_i64])).get_result(conn).await?;
-    plans.push(("orphan events: delete", plan));
-    Ok(())
+/// The plans of the orphan-event step's two statements at `cutoff`.
+pub(super) async fn explain(to: &mut Planner<'_>, cutoff: DateTime<Utc>, size: i64) -> Result<()> {
+    to.plan("orphan events: candidates", candidates!(cutoff, size))
+        .await?;
+    to.plan("orphan events: delete", by_id!(&vec![1_i64])).await
 }

@@ -7,7 +7,7 @@ use diesel::dsl::{exists, not, now};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::explain::{Explain, Plans};
+use super::explain::Planner;
 use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::kinds::Status;
@@ -96,25 +96,17 @@ async fn batch(
     .await
 }
 
-/// The plans of this step's statements.
-pub(super) async fn explain(
-    conn: &mut AsyncPgConnection,
-    cutoff: DateTime<Utc>,
-    size: i64,
-    plans: &mut Plans,
-) -> Result<()> {
+/// The plans of the finished-workflow step's statements at `cutoff`: the
+/// candidates, then the four deletes of one batch.
+pub(super) async fn explain(to: &mut Planner<'_>, cutoff: DateTime<Utc>, size: i64) -> Result<()> {
     let ids = vec![String::from("some-instance")];
-    let candidates = Explain(candidates!(cutoff, size)).get_result(conn).await?;
-    plans.push(("finished: candidates", candidates));
-    let plan = Explain(rows_of!(events, &ids)).get_result(conn).await?;
-    plans.push(("finished: events", plan));
-    let plan = Explain(rows_of!(task_outputs, &ids))
-        .get_result(conn)
+    to.plan("finished: candidates", candidates!(cutoff, size))
         .await?;
-    plans.push(("finished: outputs", plan));
-    let plan = Explain(rows_of!(history, &ids)).get_result(conn).await?;
-    plans.push(("finished: history", plan));
-    let plan = Explain(rows_of!(workflows, &ids)).get_result(conn).await?;
-    plans.push(("finished: workflows", plan));
-    Ok(())
+    to.plan("finished: events", rows_of!(events, &ids)).await?;
+    to.plan("finished: outputs", rows_of!(task_outputs, &ids))
+        .await?;
+    to.plan("finished: history", rows_of!(history, &ids))
+        .await?;
+    to.plan("finished: workflows", rows_of!(workflows, &ids))
+        .await
 }

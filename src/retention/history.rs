@@ -9,7 +9,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::explain::{Explain, Plans};
+use super::explain::Planner;
 use super::{Batching, PruneReport, by_age, rows};
 use crate::error::Result;
 use crate::queries::Raw;
@@ -108,30 +108,18 @@ fn history_keep_last(after: &str, size: i64, keep: u32) -> Raw<'_> {
         .bind::<BigInt, _>(size)
 }
 
-/// The plan of the by-age statement.
+/// The plan of the by-age statement at `cutoff`.
 pub(super) async fn explain_by_age(
-    conn: &mut AsyncPgConnection,
+    to: &mut Planner<'_>,
     cutoff: DateTime<Utc>,
     size: i64,
-    plans: &mut Plans,
 ) -> Result<()> {
-    let plan = Explain(history_by_age(cutoff, size))
-        .get_result(conn)
-        .await?;
-    plans.push(("history by age", plan));
-    Ok(())
+    to.plan("history by age", history_by_age(cutoff, size))
+        .await
 }
 
 /// The plan of the keep-last statement (its first slice).
-pub(super) async fn explain_keep_last(
-    conn: &mut AsyncPgConnection,
-    keep: u32,
-    size: i64,
-    plans: &mut Plans,
-) -> Result<()> {
-    let plan = Explain(history_keep_last("", size, keep))
-        .get_result(conn)
-        .await?;
-    plans.push(("history keep last", plan));
-    Ok(())
+pub(super) async fn explain_keep_last(to: &mut Planner<'_>, keep: u32, size: i64) -> Result<()> {
+    to.plan("history keep last", history_keep_last("", size, keep))
+        .await
 }

@@ -2,8 +2,8 @@
 
 use diesel_async::AsyncPgConnection;
 
-use super::explain::Plans;
-use super::{RetentionPolicy, cutoff, events, finished, history};
+use super::explain::{Planner, Plans};
+use super::{RetentionPolicy, events, finished, history};
 use crate::error::Result;
 
 /// The JSON plan (`EXPLAIN`, nothing is run) of every statement the steps
@@ -14,21 +14,21 @@ use crate::error::Result;
 #[doc(hidden)]
 pub async fn explain(conn: &mut AsyncPgConnection, policy: &RetentionPolicy) -> Result<Plans> {
     let size = policy.batching.rows();
-    let mut plans = Vec::new();
+    let mut planner = Planner::new(conn);
     if let Some(age) = policy.finished_older_than {
-        let cutoff = cutoff(conn, age).await?;
-        finished::explain(conn, cutoff, size, &mut plans).await?;
+        let cutoff = planner.cutoff(age).await?;
+        finished::explain(&mut planner, cutoff, size).await?;
     }
     if let Some(age) = policy.history_older_than {
-        let cutoff = cutoff(conn, age).await?;
-        history::explain_by_age(conn, cutoff, size, &mut plans).await?;
+        let cutoff = planner.cutoff(age).await?;
+        history::explain_by_age(&mut planner, cutoff, size).await?;
     }
     if let Some(keep) = policy.history_keep_last {
-        history::explain_keep_last(conn, keep, size, &mut plans).await?;
+        history::explain_keep_last(&mut planner, keep, size).await?;
     }
     if let Some(age) = policy.orphan_events_older_than {
-        let cutoff = cutoff(conn, age).await?;
-        events::explain(conn, cutoff, size, &mut plans).await?;
+        let cutoff = planner.cutoff(age).await?;
+        events::explain(&mut planner, cutoff, size).await?;
     }
-    Ok(plans)
+    Ok(planner.into_plans())
 }
