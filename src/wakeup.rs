@@ -92,8 +92,8 @@ async fn subscribe(url: &str, connect: &ConnectFn) -> Result<AsyncPgConnection> 
     };
     tokio::time::timeout(CHECK_TIMEOUT, attempt)
         .await
-        .map_err(|_| {
-            Error::Pool(format!("LISTEN connection not ready within {CHECK_TIMEOUT:?}").into())
+        .map_err(|_| Error::ListenerTimeout {
+            waited: CHECK_TIMEOUT,
         })?
 }
 
