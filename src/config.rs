@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::pool::Settings;
+
 /// Default maximum number of pooled connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Default time `get` waits for a free pooled connection before failing.
@@ -79,6 +81,19 @@ pub struct Config {
 pub const READ_POOL_MAX: usize = 4;
 
 impl Config {
+    /// The settings of the pool the backend builds itself, on [`Config::url`].
+    pub(crate) fn pool_settings(&self) -> Settings<'_> {
+        Settings {
+            url: &self.url,
+            max_connections: self.max_connections,
+            acquire_timeout: self.acquire_timeout,
+            connect_timeout: self.connect_timeout,
+            statement_timeout: self.statement_timeout,
+            idle_in_transaction_timeout: self.idle_in_transaction_timeout,
+            application_name: &self.application_name,
+        }
+    }
+
     /// Defaults for `url`.
     #[must_use]
     pub(crate) fn new(url: impl Into<String>) -> Self {

@@ -47,6 +47,7 @@
 
 mod backend;
 pub mod boot_check;
+mod builder;
 mod codec;
 pub mod config;
 mod dispatch;
@@ -69,7 +70,8 @@ mod store;
 pub mod telemetry;
 mod wakeup;
 
-pub use backend::{Builder, DieselBackend, Metrics};
+pub use backend::{DieselBackend, Metrics};
+pub use builder::Builder;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use input::MAX_KEY_BYTES;

@@ -9,7 +9,7 @@ use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::WorkflowSnapshot;
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::Result;
 use crate::models::workflows::{self, Write};
 

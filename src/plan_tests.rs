@@ -20,7 +20,7 @@ use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 use sayiir_runtime::serialization::JsonCodec;
 use serde_json::Value;
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::models::tasks::{DUE_WORK, FIND as FIND_TASKS, SAMPLE as QUEUE_SAMPLE};
 
 type Backend = DieselBackend<JsonCodec>;

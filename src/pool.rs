@@ -12,7 +12,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// The pool type the backend uses; pass your own to
@@ -56,15 +55,28 @@ async fn apply_settings(
     .map(drop)
 }
 
-/// Builds the pool described by `config`. Connections are opened lazily.
+/// What a pool the backend builds itself is made of: the pool settings of
+/// a [`Config`](crate::Config), for its URL or the read URL.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) max_connections: usize,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) idle_in_transaction_timeout: Option<Duration>,
+    pub(crate) application_name: &'a str,
+}
+
+/// Builds the pool `config` describes. Connections are opened lazily.
 ///
 /// Recycling is `Fast` (no test query on checkout, which would cost a round
 /// trip per operation); a connection that broke is reported by its first
 /// statement and then discarded by the pool.
-pub(crate) fn build(config: &Config, connect: ConnectFn) -> Result<PgPool> {
-    crate::input::check_text("application_name", &config.application_name)?;
+pub(crate) fn build(config: &Settings<'_>, connect: ConnectFn) -> Result<PgPool> {
+    crate::input::check_text("application_name", config.application_name)?;
     let settings = SessionSettings {
-        application_name: config.application_name.clone(),
+        application_name: config.application_name.to_owned(),
         statement_timeout_ms: config.statement_timeout.map(|d| d.as_millis()),
         idle_in_transaction_ms: config.idle_in_transaction_timeout.map(|d| d.as_millis()),
     };
@@ -83,7 +95,7 @@ pub(crate) fn build(config: &Config, connect: ConnectFn) -> Result<PgPool> {
         }
         .boxed()
     });
-    let manager = AsyncDieselConnectionManager::new_with_config(&config.url, manager_config);
+    let manager = AsyncDieselConnectionManager::new_with_config(config.url, manager_config);
     Pool::builder(manager)
         .max_size(config.max_connections.max(1))
         .wait_timeout(Some(nonzero(config.acquire_timeout)))

@@ -12,7 +12,7 @@ use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_core::task_claim::AvailableTask;
 use sayiir_persistence::TaskWakeupHint;
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
 use crate::models::tasks;
 use crate::models::workflows::Stored;

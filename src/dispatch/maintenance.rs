@@ -38,7 +38,7 @@ use sayiir_core::snapshot::{
     ExecutionPosition, SignalKind, WorkflowSnapshot, WorkflowSnapshotState,
 };
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
 use crate::kinds::Status;
 use crate::models::{claims, events, history, signals, task_outputs, tasks, workflows};

@@ -2,11 +2,11 @@
 //! events bounded.
 //!
 //! Every function takes the connection to run on (one of your pool's, or
-//! [`DieselBackend::prune`] takes one from the backend's pool) and works in
-//! batches: each statement removes at most [`Batching::size`] rows, rows
-//! another transaction has locked are skipped (`FOR UPDATE SKIP LOCKED`) and
-//! left for a later batch, and a transaction never spans more than one
-//! batch. A step loops until a batch comes back short (nothing left) or
+//! [`DieselBackend::prune`](crate::DieselBackend::prune) takes one from the
+//! backend's pool) and works in batches: each statement removes at most
+//! [`Batching::size`] rows, rows another transaction has locked are skipped
+//! (`FOR UPDATE SKIP LOCKED`) and left for a later batch, and a transaction
+//! never spans more than one batch. A step loops until a batch comes back short (nothing left) or
 //! [`Batching::max_batches`] is reached. Ages are measured against the
 //! server's clock, read once per step.
 //!
@@ -49,7 +49,6 @@ use diesel::prelude::*;
 use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::DieselBackend;
 use crate::error::Result;
 
 pub use events::delete_orphan_events;
@@ -241,18 +240,6 @@ pub async fn prune(conn: &mut AsyncPgConnection, policy: &RetentionPolicy) -> Re
     }
     tracing::debug!(?report, "pruned");
     Ok(report)
-}
-
-impl<C> DieselBackend<C> {
-    /// [`prune`] on a connection from the backend's pool.
-    ///
-    /// # Errors
-    /// No pooled connection, or a statement failed.
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    pub async fn prune(&self, policy: &RetentionPolicy) -> Result<PruneReport> {
-        let mut conn = self.conn().await?;
-        prune(&mut conn, policy).await
-    }
 }
 
 /// `now - age` on the server's clock, never before 1970 (older means

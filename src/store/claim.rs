@@ -29,7 +29,7 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
 use sayiir_persistence::{BackendError, TaskClaimStore, TaskWakeupHint};
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::dispatch::{Poll, retry_transient};
 use crate::error::Error;
 use crate::input::{check_id, check_key, check_text};

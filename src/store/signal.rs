@@ -32,7 +32,7 @@ use sayiir_core::snapshot::{
 };
 use sayiir_persistence::{BackendError, SignalStore};
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
 use crate::input::{check_id, check_key, check_lookup_id, check_text};
 use crate::kinds::Status;

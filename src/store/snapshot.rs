@@ -17,7 +17,7 @@ use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::snapshot::WorkflowSnapshot;
 use sayiir_persistence::{BackendError, SnapshotStore};
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::Error;
 use crate::input::check_lookup_id;
 use crate::kinds::Status;

@@ -8,7 +8,7 @@ use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_persistence::{BackendError, TaskResultStore};
 
-use crate::DieselBackend;
+use crate::backend::DieselBackend;
 use crate::error::Error;
 use crate::input::check_lookup_id;
 use crate::models::task_outputs;
