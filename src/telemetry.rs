@@ -295,27 +295,29 @@ pub(crate) struct Counters {
 impl Counters {
     /// A row set aside as undecodable.
     pub(crate) fn count_quarantined(&self) {
-        self.quarantined.fetch_add(1, Ordering::Relaxed);
-        counter!(QUARANTINED).increment(1);
+        bump(&self.quarantined, QUARANTINED);
     }
 
     /// A crashed workflow recovered.
     pub(crate) fn count_recovered(&self) {
-        self.recovered.fetch_add(1, Ordering::Relaxed);
-        counter!(RECOVERIES).increment(1);
+        bump(&self.recovered, RECOVERIES);
     }
 
     /// A row maintenance moved on.
     pub(crate) fn count_advanced(&self) {
-        self.advanced.fetch_add(1, Ordering::Relaxed);
-        counter!(MAINTENANCE_ADVANCED).increment(1);
+        bump(&self.advanced, MAINTENANCE_ADVANCED);
     }
 
     /// A transient failure a finder retried.
     pub(crate) fn count_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        counter!(TRANSIENT_RETRIES).increment(1);
+        bump(&self.retries, TRANSIENT_RETRIES);
     }
+}
+
+/// Adds one to a counter the backend keeps and to its metric.
+fn bump(kept: &AtomicU64, metric: &'static str) {
+    kept.fetch_add(1, Ordering::Relaxed);
+    counter!(metric).increment(1);
 }
 
 /// Counters of the wakeup listener, shared with [`crate::Metrics`]; each one
@@ -330,20 +332,17 @@ pub(crate) struct WakeupCounters {
 impl WakeupCounters {
     /// A notification handed to the waiters' queue.
     pub(crate) fn count_delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        counter!(WAKEUPS_DELIVERED).increment(1);
+        bump(&self.delivered, WAKEUPS_DELIVERED);
     }
 
     /// A notification dropped (queue full).
     pub(crate) fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        counter!(WAKEUPS_DROPPED).increment(1);
+        bump(&self.dropped, WAKEUPS_DROPPED);
     }
 
     /// The listener reconnected.
     pub(crate) fn count_reconnect(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
-        counter!(LISTENER_RECONNECTS).increment(1);
+        bump(&self.reconnects, LISTENER_RECONNECTS);
     }
 }
 
