@@ -38,8 +38,9 @@ pub(crate) struct Inner<C> {
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
     /// The workflow revision each finder answer was read at.
     pub(crate) seen: crate::dispatch::SeenRevisions,
-    /// The background pruner, when [`Builder::retention`](crate::Builder::retention) set one; dropping
-    /// it stops the task.
+    /// The background pruner, when
+    /// [`Builder::retention`](crate::Builder::retention) set one; dropping it
+    /// stops the task.
     _pruner: Option<crate::retention::Pruner>,
     /// Milliseconds since `started` of the last maintenance pass.
     last_maintenance: AtomicU64,
@@ -154,8 +155,9 @@ impl<C> DieselBackend<C> {
         &self.inner.pool
     }
 
-    /// The pool for report-style reads: [`Builder::read_url`](crate::Builder::read_url)'s (a standby,
-    /// whose data lags the primary), or else the main pool. Run
+    /// The pool for report-style reads:
+    /// [`Builder::read_url`](crate::Builder::read_url)'s (a standby, whose
+    /// data lags the primary), or else the main pool. Run
     /// [`crate::reports`] fragments on it; the store never uses it.
     #[must_use]
     pub fn read_pool(&self) -> &PgPool {
