@@ -14,175 +14,28 @@
 //! Needs `pg_basebackup` beside the server binaries (Debian's packages);
 //! skipped otherwise (the `@embedded-postgres` bundles of CI's 13 and 18).
 //! The worker processes are this test binary re-run on its ignored
-//! `failover_worker` entry point.
+//! `worker::failover_worker` entry point (`failover/worker.rs`).
 
 mod common;
+#[path = "failover/log.rs"]
+mod log;
+#[path = "failover/worker.rs"]
+mod worker;
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 use common::*;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use sayiir_core::context::WorkflowContext;
-use sayiir_core::registry::TaskRegistry;
-use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_diesel::schema::sayiir::{claims, tasks, workflows};
 use sayiir_diesel_testkit::ReplicatedPair;
-use sayiir_runtime::serialization::JsonCodec;
-use sayiir_runtime::{PooledWorker, WorkflowClient};
+use sayiir_runtime::WorkflowClient;
+
+use log::{RunsLog, read_runs_log};
+use worker::{now_ms, shapes, spawn_worker_process};
 
 const WORKFLOWS: u64 = 300;
-const CLAIM_TTL: Duration = Duration::from_secs(4);
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
-/// Appends "ms pid instance task" for every task run to `SAYIIR_FO_LOG`.
-fn log_run(instance_hint: u64, task: &str) {
-    let Ok(path) = std::env::var("SAYIIR_FO_LOG") else {
-        return;
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    // One write per line: lines of the two processes never interleave.
-    let line = format!(
-        "{} {} {instance_hint} {task}\n",
-        now_ms(),
-        std::process::id()
-    );
-    f.write_all(line.as_bytes()).unwrap();
-}
-
-/// Two shapes; every task logs its input, which identifies the instance
-/// (inputs are distinct multiples of 1000, and each step adds at most 3).
-fn shapes() -> Vec<Arc<Workflow<JsonCodec, u64>>> {
-    let step = |name: &'static str, add: u64| {
-        move |x: u64| async move {
-            log_run(x / 1000, name);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            Ok(x + add)
-        }
-    };
-    let linear = WorkflowBuilder::new(WorkflowContext::new(
-        "fo-linear",
-        Arc::new(JsonCodec),
-        Arc::new(()),
-    ))
-    .then("l1", step("l1", 1))
-    .then("l2", step("l2", 1))
-    .then("l3", step("l3", 1))
-    .build()
-    .unwrap();
-    let delayed = WorkflowBuilder::new(WorkflowContext::new(
-        "fo-delayed",
-        Arc::new(JsonCodec),
-        Arc::new(()),
-    ))
-    .then("d1", step("d1", 1))
-    .delay("nap", Duration::from_millis(300))
-    .then("d2", step("d2", 2))
-    .build()
-    .unwrap();
-    vec![Arc::new(linear), Arc::new(delayed)]
-}
-
-/// Worker process entry point (ignored in normal runs): two PooledWorkers
-/// until `SAYIIR_FO_STOP` exists (bounded: three minutes). A worker loop
-/// that ends is written to the log as "LOOP-ENDED".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "entry point of the worker processes of the failover tests"]
-async fn failover_worker() {
-    let (Ok(url), Ok(stop)) = (
-        std::env::var("SAYIIR_FO_URL"),
-        std::env::var("SAYIIR_FO_STOP"),
-    ) else {
-        return;
-    };
-    let b = Backend::builder(&url)
-        .recovery_grace(Duration::from_secs(2))
-        .build()
-        .await
-        .unwrap();
-    let registry: Vec<_> = shapes()
-        .into_iter()
-        .map(|wf| (*wf.definition_hash(), wf))
-        .collect();
-    let handles: Vec<_> = (0..2)
-        .map(|i| {
-            PooledWorker::new(
-                format!("fo-{}-{i}", std::process::id()),
-                b.clone(),
-                TaskRegistry::new(),
-            )
-            .with_claim_ttl(Some(CLAIM_TTL))
-            .with_batch_size(std::num::NonZeroUsize::new(4).unwrap())
-            .spawn(Duration::from_millis(100), registry.clone())
-        })
-        .collect();
-    // A loop that ends before we stop it is logged.
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for h in &handles {
-        let (h, stopping) = (h.clone(), Arc::clone(&stopping));
-        tokio::spawn(async move {
-            let result = h.join().await;
-            if !std::sync::atomic::AtomicBool::load(&stopping, std::sync::atomic::Ordering::SeqCst)
-            {
-                log_run(0, &format!("LOOP-ENDED {result:?}"));
-            }
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !std::path::Path::new(&stop).exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Ok(path) = std::env::var("SAYIIR_FO_LOG") {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap();
-        let line = format!(
-            "{} {} 0 METRICS {:?}\n",
-            now_ms(),
-            std::process::id(),
-            b.metrics()
-        );
-        f.write_all(line.as_bytes()).unwrap();
-    }
-    for h in &handles {
-        h.shutdown();
-    }
-}
-
-fn spawn_worker_process(url: &str, log: &str, stop: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "failover_worker",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SAYIIR_FO_URL", url)
-        .env("SAYIIR_FO_LOG", log)
-        .env("SAYIIR_FO_STOP", stop)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 async fn completed_count(url: &str) -> Option<i64> {
     let mut conn = AsyncPgConnection::establish(url).await.ok()?;
@@ -275,55 +128,9 @@ async fn assert_all_done_and_nothing_left(url: &str) {
     );
 }
 
-/// What the worker processes' log says: how often each step ran, the
-/// first step started after `promoted_at` (ms since the epoch), the loops
-/// that ended and the workers' metrics lines.
-struct RunsLog {
-    runs: HashMap<(u64, String), u32>,
-    first_after: Option<u128>,
-    loops_ended: usize,
-    metrics: Vec<String>,
-}
-
-fn read_runs_log(log: &str, promoted_at: u128) -> RunsLog {
-    let text = std::fs::read_to_string(log).unwrap();
-    let mut seen = RunsLog {
-        runs: HashMap::new(),
-        first_after: None,
-        loops_ended: 0,
-        metrics: Vec::new(),
-    };
-    for line in text.lines() {
-        let mut parts = line.splitn(4, ' ');
-        let (Some(ms), Some(_pid), Some(inst), Some(task)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if task.starts_with("LOOP-ENDED") {
-            eprintln!("{line}");
-            seen.loops_ended += 1;
-            continue;
-        }
-        if task.starts_with("METRICS") {
-            seen.metrics.push(task.to_owned());
-            continue;
-        }
-        let ms: u128 = ms.parse().unwrap();
-        // Steps started before the promotion finished were claimed on the
-        // old primary: the first one after it shows the new primary at work.
-        if ms > promoted_at && seen.first_after.is_none_or(|f| ms < f) {
-            seen.first_after = Some(ms);
-        }
-        *seen
-            .runs
-            .entry((inst.parse().unwrap(), task.to_owned()))
-            .or_default() += 1;
-    }
-    seen
-}
-
-async fn run_failover(synchronous: bool) -> Option<Outcome> {
+/// A synchronous or asynchronous pair with a database `app`, and the URL
+/// that lists both servers; `None` (skipped) without `pg_basebackup`.
+async fn start_pair(synchronous: bool) -> Option<(ReplicatedPair, String)> {
     if !ReplicatedPair::available() {
         eprintln!("skipped: no pg_basebackup beside the server binaries (or DATABASE_URL set)");
         return None;
@@ -335,36 +142,43 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
     pair.psql(pair.primary_port(), "CREATE DATABASE app")
         .unwrap();
     let url = pair.failover_url("app");
-    submit_all_and_replicate(&pair, &url).await;
+    Some((pair, url))
+}
 
-    let dir = std::env::temp_dir().join(format!(
-        "sayiir-failover-{}-{}",
-        std::process::id(),
-        if synchronous { "sync" } else { "async" }
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("runs.log").display().to_string();
-    let stop = dir.join("stop").display().to_string();
-    let _ = std::fs::remove_file(&log);
-    let _ = std::fs::remove_file(&stop);
-    let mut children: Vec<Child> = (0..2)
-        .map(|_| spawn_worker_process(&url, &log, &stop))
-        .collect();
+/// The worker processes' run log and stop file, in a folder of this run.
+struct RunFiles {
+    dir: std::path::PathBuf,
+    log: String,
+    stop: String,
+}
 
-    // Fail over once a third of the workflows are done.
-    until_completed(&url, WORKFLOWS / 3, Duration::from_secs(60)).await;
+impl RunFiles {
+    fn new(synchronous: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "sayiir-failover-{}-{}",
+            std::process::id(),
+            if synchronous { "sync" } else { "async" }
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("runs.log").display().to_string();
+        let stop = dir.join("stop").display().to_string();
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(&stop);
+        Self { dir, log, stop }
+    }
+}
+
+/// Stops the primary and promotes the standby: when the stop began (ms
+/// since the epoch) and how long the promotion took.
+fn fail_over(pair: &ReplicatedPair) -> (u128, u128) {
     let failed_over_at = now_ms();
     pair.stop_primary().unwrap();
     pair.promote_standby().unwrap();
-    let promoted_in = now_ms() - failed_over_at;
+    (failed_over_at, now_ms() - failed_over_at)
+}
 
-    // Everything completes on the new primary.
-    until_completed(&url, WORKFLOWS, Duration::from_secs(120)).await;
-    stop_workers(&mut children, &stop).await;
-    assert_all_done_and_nothing_left(&url).await;
-
-    // Repeats, loop ends and the first step after the failover.
-    let seen = read_runs_log(&log, failed_over_at + promoted_in);
+/// Every step ran; the steps that ran more than once, sorted.
+fn assert_every_step_ran_and_list_repeats(seen: &RunsLog) -> Vec<(u64, String)> {
     // Linear workflows have three steps, delayed ones two.
     let steps = WORKFLOWS / 2 * 3 + WORKFLOWS / 2 * 2;
     assert_eq!(
@@ -374,11 +188,34 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
     );
     let mut repeats: Vec<(u64, String)> = seen
         .runs
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(k, _)| k)
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
         .collect();
     repeats.sort();
+    repeats
+}
+
+async fn run_failover(synchronous: bool) -> Option<Outcome> {
+    let (pair, url) = start_pair(synchronous).await?;
+    submit_all_and_replicate(&pair, &url).await;
+    let files = RunFiles::new(synchronous);
+    let mut children: Vec<Child> = (0..2)
+        .map(|_| spawn_worker_process(&url, &files.log, &files.stop))
+        .collect();
+
+    // Fail over once a third of the workflows are done.
+    until_completed(&url, WORKFLOWS / 3, Duration::from_secs(60)).await;
+    let (failed_over_at, promoted_in) = fail_over(&pair);
+
+    // Everything completes on the new primary.
+    until_completed(&url, WORKFLOWS, Duration::from_secs(120)).await;
+    stop_workers(&mut children, &files.stop).await;
+    assert_all_done_and_nothing_left(&url).await;
+
+    // Repeats, loop ends and the first step after the failover.
+    let seen = read_runs_log(&files.log, failed_over_at + promoted_in);
+    let repeats = assert_every_step_ran_and_list_repeats(&seen);
     eprintln!(
         "failover ({}): promoted in {promoted_in} ms; first step started on the new primary {} ms after the stop; repeated steps {}: {repeats:?}; worker metrics {:?}",
         if synchronous {
@@ -392,7 +229,7 @@ async fn run_failover(synchronous: bool) -> Option<Outcome> {
         seen.metrics,
     );
     drop(pair);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&files.dir);
     Some(Outcome {
         repeats,
         first_step_after_ms: seen.first_after.map(|f| f - failed_over_at),
