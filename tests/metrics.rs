@@ -6,11 +6,13 @@
 //! Phase A drives the store directly: claims taken, refused for each
 //! reason and taken over after expiry, a crashed workflow recovered by
 //! maintenance and a row quarantined. Phase B runs linear workflows with a
-//! delay on two `PooledWorker`s.
+//! delay on two `PooledWorker`s. The recorder and its snapshots are in
+//! `metrics/recorder.rs`.
 
 mod common;
+#[path = "metrics/recorder.rs"]
+mod recorder;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -19,7 +21,6 @@ use bytes::Bytes;
 use common::*;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::workflow::{Workflow, WorkflowBuilder};
 use sayiir_diesel::schema::sayiir::workflows;
@@ -28,96 +29,7 @@ use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 use sayiir_runtime::WorkflowClient;
 use sayiir_runtime::serialization::JsonCodec;
 
-/// One snapshot of the recorder (counters and histograms since the last
-/// one, gauges as last set), keyed `name` or `name{label=value}`.
-#[derive(Debug, Default)]
-struct Snap {
-    counters: HashMap<String, u64>,
-    gauges: HashMap<String, f64>,
-    histograms: HashMap<String, Vec<f64>>,
-}
-
-impl Snap {
-    fn counter(&self, key: &str) -> u64 {
-        self.counters.get(key).copied().unwrap_or(0)
-    }
-
-    /// The sum of a counter over all its labels.
-    fn counter_sum(&self, name: &str) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn histogram_count(&self, key: &str) -> usize {
-        self.histograms.get(key).map_or(0, Vec::len)
-    }
-}
-
-fn op(name: &str) -> String {
-    format!("{}{{op={name}}}", t::STORE_CALL_SECONDS)
-}
-
-/// Takes snapshots and keeps running totals of counters and histograms.
-struct Recorder {
-    snapshotter: Snapshotter,
-    totals: Snap,
-}
-
-impl Recorder {
-    fn install() -> Self {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        recorder
-            .install()
-            .expect("the only recorder of this binary");
-        Self {
-            snapshotter,
-            totals: Snap::default(),
-        }
-    }
-
-    /// What was recorded since the last call (counters and histograms are
-    /// drained by each snapshot; so are gauges, which read 0 until set
-    /// again).
-    fn take(&mut self) -> Snap {
-        let mut snap = Snap::default();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            match value {
-                DebugValue::Counter(n) => {
-                    *self.totals.counters.entry(name.clone()).or_default() += n;
-                    snap.counters.insert(name, n);
-                }
-                DebugValue::Gauge(v) => {
-                    snap.gauges.insert(name, v.into_inner());
-                }
-                DebugValue::Histogram(vs) => {
-                    let vs: Vec<f64> = vs.into_iter().map(|v| v.into_inner()).collect();
-                    self.totals
-                        .histograms
-                        .entry(name.clone())
-                        .or_default()
-                        .extend(&vs);
-                    snap.histograms.insert(name, vs);
-                }
-            }
-        }
-        snap
-    }
-}
+use recorder::{Recorder, Snap, op, until};
 
 static STEPS_RUN: AtomicU64 = AtomicU64::new(0);
 
@@ -150,19 +62,6 @@ fn ttl(d: chrono::Duration) -> Option<chrono::Duration> {
 
 fn aging() -> chrono::Duration {
     chrono::Duration::seconds(300)
-}
-
-/// Takes snapshots until `done` holds for one, for at most `limit`.
-async fn until(rec: &mut Recorder, limit: Duration, done: impl Fn(&Snap) -> bool) -> Snap {
-    let deadline = Instant::now() + limit;
-    loop {
-        let snap = rec.take();
-        if done(&snap) {
-            return snap;
-        }
-        assert!(Instant::now() < deadline, "never reached: {snap:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The workflows phase B runs.
