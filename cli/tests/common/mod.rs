@@ -58,6 +58,20 @@ pub fn at_task(instance: &str, task: &str) -> WorkflowSnapshot {
     s
 }
 
+/// Lower-case hex of `bytes`, as the CLI prints ids and hashes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `id` saved at task `a`, then Completed with output `done`.
+pub async fn completed(b: &Backend, id: &str) {
+    use sayiir_persistence::SnapshotStore;
+    let mut s = at_task(id, "a");
+    b.save_snapshot(&mut s).await.unwrap();
+    s.mark_completed(Bytes::from_static(b"done"));
+    b.save_snapshot(&mut s).await.unwrap();
+}
+
 /// A direct connection for poking at tables.
 pub async fn raw_conn(db: &TestDatabase) -> diesel_async::AsyncPgConnection {
     use diesel_async::AsyncConnection;
