@@ -16,6 +16,8 @@
 //! `scale.rs` what `--scale` measures.
 
 mod args;
+mod backends;
+mod drive;
 mod plans;
 mod procstat;
 mod replication;
@@ -24,6 +26,7 @@ mod run;
 mod scale;
 mod seed;
 mod server;
+mod workers;
 mod workloads;
 
 use sayiir_diesel::DieselBackend;

@@ -21,8 +21,8 @@ use sayiir_runtime::serialization::JsonCodec;
 
 use crate::Error;
 use crate::args::{Args, Workload};
-use crate::run::{input, spawn_workers, stop};
-use crate::workloads::{self, Probe};
+use crate::workers::{spawn_workers, stop};
+use crate::workloads::{self, Probe, input};
 
 /// Sequential saves timed per run.
 const SAVES: usize = 300;

@@ -252,3 +252,8 @@ pub fn delayed(p: &Arc<Probe>, nap: Duration) -> Result<Wf, Error> {
             .build(),
     )
 }
+
+/// The input of workflow `i` (see the module docs).
+pub fn input(i: usize) -> u64 {
+    u64::try_from(i).unwrap_or(u64::MAX / STRIDE) * STRIDE
+}

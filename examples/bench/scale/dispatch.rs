@@ -13,9 +13,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::{Ctx, count_label};
 use crate::Error;
 use crate::args::{Args, ScaleArgs};
-use crate::run::{self, Backend};
+use crate::backends::Backend;
 use crate::seed::Seeder;
 use crate::server::{Monitor, TAG};
+use crate::workers;
 use crate::workloads::{self, Probe};
 
 pub(super) async fn dispatch_part<B: Backend>(cx: &mut Ctx<'_>, procs: usize) -> Result<(), Error> {
@@ -54,9 +55,9 @@ async fn dispatch_run<B: Backend>(cx: &mut Ctx<'_>, db: &str, procs: usize) -> R
         let probe = Probe::new(1);
         let wf = Arc::new(workloads::delayed(&probe, nap)?);
         let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
-        let workers = run::spawn_named(&backend, cx.args, &registry, "template", 1);
+        let workers = workers::spawn_named(&backend, cx.args, &registry, "template", 1);
         WorkflowClient::new(backend.clone())
-            .submit(&*wf, "dtemplate0", run::input(0))
+            .submit(&*wf, "dtemplate0", workloads::input(0))
             .await?;
         let mut monitor = Monitor::open(&url, B::TABLE).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -66,7 +67,7 @@ async fn dispatch_run<B: Backend>(cx: &mut Ctx<'_>, db: &str, procs: usize) -> R
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if let Some(e) = run::stop(workers).await.into_iter().next() {
+        if let Some(e) = workers::stop(workers).await.into_iter().next() {
             return Err(format!("template worker: {e}").into());
         }
     }

@@ -10,7 +10,7 @@ use super::templates::templates;
 use super::timing::time_and_explain;
 use super::{Ctx, QUEUED, count_label};
 use crate::Error;
-use crate::run::Backend;
+use crate::backends::Backend;
 use crate::seed::Seeder;
 
 pub(super) async fn finder_part<B: Backend>(cx: &mut Ctx<'_>) -> Result<(), Error> {

@@ -11,7 +11,7 @@ use super::stats::stats_note;
 use super::templates::templates;
 use super::timing::{pct, time_and_explain};
 use super::{Ctx, LIMIT, QUEUED, WORKER, aging, count_label};
-use crate::run::Backend;
+use crate::backends::Backend;
 use crate::seed::Seeder;
 use crate::{Error, plans};
 

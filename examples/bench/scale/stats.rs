@@ -5,7 +5,7 @@ use diesel::sql_types::{BigInt, Bool, Double};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::Error;
-use crate::run::Backend;
+use crate::backends::Backend;
 use crate::server::TAG;
 
 #[derive(QueryableByName)]

@@ -8,8 +8,9 @@ use sayiir_runtime::WorkflowClient;
 
 use crate::Error;
 use crate::args::Args;
-use crate::run::{self, Backend};
+use crate::backends::Backend;
 use crate::server::Monitor;
+use crate::workers;
 use crate::workloads::{self, Probe};
 
 /// Writes the templates through the backend's API with one worker:
@@ -32,12 +33,16 @@ pub(super) async fn templates<B: Backend>(
             (*linear.definition_hash(), Arc::clone(&linear)),
             (*giant.definition_hash(), Arc::clone(&giant)),
         ];
-        let workers = run::spawn_named(backend, args, &registry, "template", 1);
+        let workers = workers::spawn_named(backend, args, &registry, "template", 1);
         if finished {
-            client.submit(&*linear, "ftemplate0", run::input(0)).await?;
+            client
+                .submit(&*linear, "ftemplate0", workloads::input(0))
+                .await?;
         }
         if parked {
-            client.submit(&*giant, "ptemplate0", run::input(0)).await?;
+            client
+                .submit(&*giant, "ptemplate0", workloads::input(0))
+                .await?;
         }
         let mut monitor = Monitor::open(url, B::TABLE).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -52,10 +57,12 @@ pub(super) async fn templates<B: Backend>(
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(e) = run::stop(workers).await.into_iter().next() {
+        if let Some(e) = workers::stop(workers).await.into_iter().next() {
             return Err(format!("template worker: {e}").into());
         }
     }
-    client.submit(&*linear, "qtemplate0", run::input(0)).await?;
+    client
+        .submit(&*linear, "qtemplate0", workloads::input(0))
+        .await?;
     Ok(())
 }

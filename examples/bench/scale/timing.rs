@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Ctx, LIMIT, WORKER, aging};
-use crate::run::Backend;
+use crate::backends::Backend;
 use crate::server::Explain;
 use crate::{Error, plans};
 

@@ -9,7 +9,8 @@ use sayiir_runtime::serialization::JsonCodec;
 
 use crate::Error;
 use crate::args::Args;
-use crate::run::{self, Backend};
+use crate::backends::Backend;
+use crate::workers;
 use crate::workloads::{self, Probe};
 
 /// `--dispatch-child BACKEND URL NAP_MS WORKERS PROC POOL POLL_MS BATCH
@@ -49,7 +50,7 @@ async fn serve<B: Backend>(
     let wf = Arc::new(workloads::delayed(&probe, nap)?);
     let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
     let backend = B::open(url, args.pool).await?;
-    let handles = run::spawn_named(&backend, args, &registry, prefix, workers);
+    let handles = workers::spawn_named(&backend, args, &registry, prefix, workers);
     {
         use std::io::Write;
         let mut out = std::io::stdout();
@@ -62,7 +63,7 @@ async fn serve<B: Backend>(
         let _ = std::io::stdin().read_to_end(&mut sink);
     })
     .await?;
-    let errors = run::stop(handles).await;
+    let errors = workers::stop(handles).await;
     println!("{}", backend.note());
     match errors.into_iter().next() {
         Some(e) => Err(format!("worker error: {e}").into()),
