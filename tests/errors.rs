@@ -191,6 +191,26 @@ async fn session_settings_are_applied_to_pooled_connections() {
     assert_eq!(s.stmt, "1500ms");
 }
 
+/// Turns the database read-only (or writable again) for new sessions and
+/// ends every other session, as a failover does.
+async fn set_read_only_and_cut_sessions(
+    admin: &mut diesel_async::AsyncPgConnection,
+    db: &sayiir_diesel_testkit::TestDatabase,
+    on: bool,
+) {
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        admin,
+        &format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_read_only = {on}; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            db.name()
+        ),
+    )
+    .await
+    .unwrap();
+}
+
 /// A read-only server (a standby, a failover in progress) is a transient
 /// condition for the finder: it retries instead of returning an error that
 /// would end every `PooledWorker` loop, and finds the work once the server
@@ -199,12 +219,6 @@ async fn session_settings_are_applied_to_pooled_connections() {
 async fn the_finder_rides_out_a_read_only_server() {
     let db = test_db().await;
     let mut admin = raw_conn(&db).await;
-    let set = |on: bool| {
-        format!(
-            "ALTER DATABASE \"{}\" SET default_transaction_read_only = {on}",
-            db.name()
-        )
-    };
     let writer = Backend::connect(db.url()).await.unwrap();
     writer.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
     // Booted while the server took writes (a backend booting on a
@@ -215,16 +229,7 @@ async fn the_finder_rides_out_a_read_only_server() {
         .build()
         .await
         .unwrap();
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!(
-            "{}; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            set(true)
-        ),
-    )
-    .await
-    .unwrap();
+    set_read_only_and_cut_sessions(&mut admin, &db, true).await;
     let finder = tokio::spawn({
         let b = b.clone();
         async move {
@@ -235,16 +240,7 @@ async fn the_finder_rides_out_a_read_only_server() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!finder.is_finished(), "the finder keeps retrying");
     // Writable again: new sessions, and the old ones ended.
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!(
-            "{}; SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            set(false)
-        ),
-    )
-    .await
-    .unwrap();
+    set_read_only_and_cut_sessions(&mut admin, &db, false).await;
     let found = tokio::time::timeout(Duration::from_secs(20), finder)
         .await
         .expect("the finder returns once the server is writable")

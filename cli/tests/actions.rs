@@ -147,18 +147,23 @@ async fn pause_send_event_and_resume_drive_a_running_workflow() {
         .unwrap();
     assert_eq!(out.as_ref(), b"50", "the event's payload fed g2");
 
-    // A finished workflow refuses every action with 4.
+    assert_finished_refuses_every_action(&db, "gated").await;
+    stop(w).await;
+}
+
+/// A finished workflow refuses every action with exit code 4 and a
+/// message naming the tool.
+async fn assert_finished_refuses_every_action(db: &sayiir_diesel_testkit::TestDatabase, id: &str) {
     for args in [
-        &["resume", "gated"][..],
-        &["pause", "gated"],
-        &["cancel", "gated"],
-        &["send-event", "gated", "go", "1"],
+        &["resume", id][..],
+        &["pause", id],
+        &["cancel", id],
+        &["send-event", id, "go", "1"],
     ] {
-        let r = cli_async(&db, args).await;
+        let r = cli_async(db, args).await;
         assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
         assert!(r.stderr.starts_with("sayiir-diesel: "), "{}", r.stderr);
     }
-    stop(w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,16 +9,34 @@ mod common;
 use common::*;
 use sayiir_diesel_testkit::{PairWithDatabase, ReplicatedPair};
 
+/// Every write command, each of which a standby must refuse.
+const WRITES: [&[&str]; 8] = [
+    &["cancel", "running"],
+    &["pause", "queued"],
+    &["resume", "paused"],
+    &["send-event", "queued", "go", "2"],
+    &["send-event", "ghost", "go", "2", "--allow-unknown"],
+    &["prune", "--finished-older-than", "0s"],
+    &["prune", "--history-keep-last", "1"],
+    &["migrate"],
+];
+
+/// A synchronous primary and standby with a database `app`, or `None`
+/// where `pg_basebackup` is missing.
+async fn start_pair() -> Option<PairWithDatabase> {
+    tokio::task::spawn_blocking(|| ReplicatedPair::synchronous_with_database("app"))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn reads_work_on_a_standby_and_writes_fail_at_once() {
     let Some(PairWithDatabase {
         pair,
         primary,
         standby,
-    }) = tokio::task::spawn_blocking(|| ReplicatedPair::synchronous_with_database("app"))
-        .await
-        .unwrap()
-        .unwrap()
+    }) = start_pair().await
     else {
         return;
     };
@@ -48,17 +66,7 @@ async fn reads_work_on_a_standby_and_writes_fail_at_once() {
     // Every write command fails at once, exit 1, naming the cause; nothing
     // reaches the primary.
     let before = fingerprint(&primary).await;
-    let writes: [&[&str]; 8] = [
-        &["cancel", "running"],
-        &["pause", "queued"],
-        &["resume", "paused"],
-        &["send-event", "queued", "go", "2"],
-        &["send-event", "ghost", "go", "2", "--allow-unknown"],
-        &["prune", "--finished-older-than", "0s"],
-        &["prune", "--history-keep-last", "1"],
-        &["migrate"],
-    ];
-    for args in writes {
+    for args in WRITES {
         assert_refused_at_once(
             &standby,
             args,
