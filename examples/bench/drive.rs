@@ -12,7 +12,7 @@ use sayiir_runtime::WorkflowClient;
 
 use crate::args::{Args, Workload};
 use crate::backends::Backend;
-use crate::server::Monitor;
+use crate::monitor::Monitor;
 use crate::workers::{spawn_workers, stop};
 use crate::workloads::{self, EVENT, Probe, STRIDE, Wf, input};
 use crate::{Error, procstat};

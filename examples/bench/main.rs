@@ -18,6 +18,7 @@
 mod args;
 mod backends;
 mod drive;
+mod monitor;
 mod plans;
 mod procstat;
 mod replication;

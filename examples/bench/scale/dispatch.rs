@@ -14,8 +14,9 @@ use super::{Ctx, count_label};
 use crate::Error;
 use crate::args::{Args, ScaleArgs};
 use crate::backends::Backend;
+use crate::monitor::Monitor;
 use crate::seed::Seeder;
-use crate::server::{Monitor, TAG};
+use crate::server::TAG;
 use crate::workers;
 use crate::workloads::{self, Probe};
 

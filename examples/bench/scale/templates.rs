@@ -9,7 +9,7 @@ use sayiir_runtime::WorkflowClient;
 use crate::Error;
 use crate::args::Args;
 use crate::backends::Backend;
-use crate::server::Monitor;
+use crate::monitor::Monitor;
 use crate::workers;
 use crate::workloads::{self, Probe};
 
