@@ -4,18 +4,16 @@ WITH w AS (
          snapshot, members, trace_parent, error, finished_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END)
     ON CONFLICT (instance_id) DO UPDATE SET
-        definition_hash = EXCLUDED.definition_hash,
-        status          = EXCLUDED.status,
-        position_kind   = EXCLUDED.position_kind,
-        current_task_id = EXCLUDED.current_task_id,
-        snapshot        = EXCLUDED.snapshot,
-        members         = CASE WHEN $11 THEN cur.members || EXCLUDED.members
-                               ELSE EXCLUDED.members END,
-        trace_parent    = EXCLUDED.trace_parent,
-        error           = EXCLUDED.error,
-        revision        = cur.revision + 1,
-        updated_at      = now(),
-        finished_at     = EXCLUDED.finished_at
+        (definition_hash, status, position_kind, current_task_id, snapshot,
+         trace_parent, error, finished_at)
+                     = (EXCLUDED.definition_hash, EXCLUDED.status,
+                        EXCLUDED.position_kind, EXCLUDED.current_task_id,
+                        EXCLUDED.snapshot, EXCLUDED.trace_parent,
+                        EXCLUDED.error, EXCLUDED.finished_at),
+        members      = CASE WHEN $11 THEN cur.members || EXCLUDED.members
+                            ELSE EXCLUDED.members END,
+        revision     = cur.revision + 1,
+        updated_at   = now()
     -- Terminal guard: a finished workflow is never written again. A Paused
     -- one only goes back to InProgress through unpause, never through a
     -- stale save (e.g. a worker's late loop decision).
