@@ -2,12 +2,12 @@
 //! free loopback port, in the pool mode a test asks for.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::server::{free_port, is_root};
+use crate::server::{free_port, is_root, shell_script};
 
 /// How PgBouncer hands server connections to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,56 +61,8 @@ impl PgBouncer {
         let dir =
             std::env::temp_dir().join(format!("sayiir-pgbouncer-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mode = match mode {
-            PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
-        };
-        let users_file = dir.join("users.txt");
-        let mut f = std::fs::File::create(&users_file)?;
-        for user in users {
-            writeln!(f, "\"{user}\" \"\"")?;
-        }
-        let ini = dir.join("pgbouncer.ini");
-        std::fs::write(
-            &ini,
-            format!(
-                "[databases]\n\
-                 * = host=127.0.0.1 port={server_port}\n\
-                 [pgbouncer]\n\
-                 listen_addr = 127.0.0.1\n\
-                 listen_port = {port}\n\
-                 unix_socket_dir =\n\
-                 auth_type = trust\n\
-                 auth_file = {users}\n\
-                 pool_mode = {mode}\n\
-                 default_pool_size = {pool_size}\n\
-                 max_client_conn = 500\n\
-                 ignore_startup_parameters = extra_float_digits,options\n\
-                 logfile = {log}\n",
-                users = users_file.display(),
-                log = dir.join("pgbouncer.log").display(),
-            ),
-        )?;
-        // PgBouncer refuses to run as root: run it as the server's user. A
-        // shell runs it and stops it when our end of its stdin closes (on
-        // drop, or when this process dies), so it never outlives the test.
-        const WATCH: &str = "\"$1\" \"$2\" & PID=$!; cat >/dev/null || true; \
-                             kill -TERM \"$PID\" 2>/dev/null || true; wait \"$PID\" 2>/dev/null || true";
-        let mut cmd = if is_root() {
-            use std::os::unix::fs::PermissionsExt;
-            for p in [&dir, &ini, &users_file] {
-                let mode = if p.is_dir() { 0o777 } else { 0o644 };
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-            }
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", WATCH, "sh"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", WATCH, "sh"]);
-            c
-        };
-        let child = cmd
+        let (ini, users_file) = write_config(&dir, port, server_port, mode, users, pool_size)?;
+        let child = watched(&dir, &[&ini, &users_file])?
             .arg(&bin)
             .arg(&ini)
             .stdin(Stdio::piped())
@@ -119,11 +71,18 @@ impl PgBouncer {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let mut bouncer = PgBouncer { child, dir, port };
+        bouncer.wait_ready()?;
+        Ok(bouncer)
+    }
+
+    /// Waits until PgBouncer accepts connections (10 s at most), failing
+    /// with its log if it exits first.
+    fn wait_ready(&mut self) -> Result<(), Error> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = bouncer.child.try_wait() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 let log =
-                    std::fs::read_to_string(bouncer.dir.join("pgbouncer.log")).unwrap_or_default();
+                    std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default();
                 return Err(format!("pgbouncer exited ({status}): {log}").into());
             }
             if Instant::now() > deadline {
@@ -131,7 +90,7 @@ impl PgBouncer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(bouncer)
+        Ok(())
     }
 
     /// The loopback port PgBouncer listens on.
@@ -163,4 +122,66 @@ impl Drop for PgBouncer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Writes `pgbouncer.ini` and its users file into `dir`: listen on
+/// loopback `port`, every database forwarded to the server on
+/// `server_port`, trust authentication for `users`.
+fn write_config(
+    dir: &Path,
+    port: u16,
+    server_port: u16,
+    mode: PoolMode,
+    users: &[&str],
+    pool_size: u32,
+) -> Result<(PathBuf, PathBuf), Error> {
+    let mode = match mode {
+        PoolMode::Session => "session",
+        PoolMode::Transaction => "transaction",
+    };
+    let users_file = dir.join("users.txt");
+    let mut f = std::fs::File::create(&users_file)?;
+    for user in users {
+        writeln!(f, "\"{user}\" \"\"")?;
+    }
+    let ini = dir.join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n\
+             * = host=127.0.0.1 port={server_port}\n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir =\n\
+             auth_type = trust\n\
+             auth_file = {users}\n\
+             pool_mode = {mode}\n\
+             default_pool_size = {pool_size}\n\
+             max_client_conn = 500\n\
+             ignore_startup_parameters = extra_float_digits,options\n\
+             logfile = {log}\n",
+            users = users_file.display(),
+            log = dir.join("pgbouncer.log").display(),
+        ),
+    )?;
+    Ok((ini, users_file))
+}
+
+/// The command that runs PgBouncer (its binary and config are the last two
+/// arguments still to add). PgBouncer refuses to run as root: then it runs
+/// as the server's user, and `dir` and `files` are made readable to it. A
+/// shell runs it and stops it when our end of its stdin closes (on drop,
+/// or when this process dies), so it never outlives the test.
+fn watched(dir: &Path, files: &[&Path]) -> Result<Command, Error> {
+    const WATCH: &str = "\"$1\" \"$2\" & PID=$!; cat >/dev/null || true; \
+                         kill -TERM \"$PID\" 2>/dev/null || true; wait \"$PID\" 2>/dev/null || true";
+    if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
+        for p in files {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(shell_script(WATCH))
 }

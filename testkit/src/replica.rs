@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 
 use crate::Error;
-use crate::server::{find_bin_dir, find_pg_isready, free_port, is_root};
+use crate::server::{find_bin_dir, find_pg_isready, free_port, is_root, shell_script};
 
 /// Starts both servers, prints `ready <dir>`, then waits for stdin to close
 /// and stops whatever still runs.
@@ -91,15 +91,7 @@ impl ReplicatedPair {
         while standby_port == primary_port {
             standby_port = free_port()?;
         }
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", PAIR, "sh"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", PAIR, "sh"]);
-            c
-        };
+        let mut cmd = shell_script(PAIR);
         let mut child = cmd
             .arg(&bin)
             .arg(primary_port.to_string())

@@ -125,15 +125,7 @@ impl PgServer {
         let isready = find_pg_isready(&bin)
             .ok_or("pg_isready not found (install postgresql-client or put it beside initdb)")?;
         let port = free_port()?;
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c", SUPERVISOR, "sh"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", SUPERVISOR, "sh"]);
-            c
-        };
+        let mut cmd = shell_script(SUPERVISOR);
         cmd.arg(&bin)
             .arg(port.to_string())
             .arg(&isready)
@@ -283,6 +275,20 @@ pub fn with_database(url: &str, name: &str) -> String {
         out.push_str(q);
     }
     out
+}
+
+/// `sh -c script sh`, the arguments still to add. PostgreSQL and PgBouncer
+/// refuse to run as root: then it runs as the server's user `postgres`.
+pub(crate) fn shell_script(script: &str) -> Command {
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh"]);
+        c
+    } else {
+        Command::new("sh")
+    };
+    c.args(["-c", script, "sh"]);
+    c
 }
 
 pub(crate) fn is_root() -> bool {
