@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use sayiir_persistence::{SignalStore, SnapshotStore, TaskResultStore};
+use sayiir_persistence::{SignalStore, SnapshotStore};
 
 #[tokio::test]
 async fn send_event_resumes_a_parked_workflow() {
@@ -29,10 +29,7 @@ async fn send_event_resumes_a_parked_workflow() {
         "input of the next task"
     );
     assert_eq!(
-        b.load_task_result("wf", &tid("sig"))
-            .await
-            .unwrap()
-            .as_deref(),
+        output_of(&b, "wf", "sig").await.as_deref(),
         Some(&b"yes"[..])
     );
     assert!(
@@ -50,17 +47,11 @@ async fn send_event_resumes_a_parked_workflow() {
     let s = b.load_snapshot("last").await.unwrap();
     assert_eq!(s.final_output_bytes().as_deref(), Some(&b"done"[..]));
     assert_eq!(
-        b.load_task_result("last", &tid("sig"))
-            .await
-            .unwrap()
-            .as_deref(),
+        output_of(&b, "last", "sig").await.as_deref(),
         Some(&b"done"[..])
     );
     assert_eq!(
-        b.load_task_result("last", &tid("before"))
-            .await
-            .unwrap()
-            .as_deref(),
+        output_of(&b, "last", "before").await.as_deref(),
         Some(&b"before-out"[..])
     );
 }

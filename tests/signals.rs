@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use sayiir_core::snapshot::{ExecutionPosition, SignalKind, WorkflowSnapshotState};
-use sayiir_persistence::{BackendError, SignalStore, SnapshotStore, TaskResultStore};
+use sayiir_persistence::{BackendError, SignalStore, SnapshotStore};
 
 use SignalKind::{Cancel, Pause};
 
@@ -131,13 +131,7 @@ async fn assert_cancelled_by_alice_at_b_keeping_a(b: &Backend) {
         loaded.get_task_result_bytes(&tid("a")).as_deref(),
         Some(&b"A"[..])
     );
-    assert_eq!(
-        b.load_task_result("wf", &tid("a"))
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(&b"A"[..])
-    );
+    assert_eq!(output_of(b, "wf", "a").await.as_deref(), Some(&b"A"[..]));
 }
 
 #[tokio::test]

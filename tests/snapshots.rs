@@ -84,7 +84,7 @@ async fn removed_members_stay_gone_and_empty_outputs_are_real_values() {
     b.save_snapshot(&mut s).await.unwrap();
     let loaded = b.load_snapshot("wf").await.unwrap();
     assert!(loaded.get_task_result(&tid("body")).is_none());
-    assert_eq!(b.load_task_result("wf", &tid("body")).await.unwrap(), None);
+    assert_eq!(output_of(&b, "wf", "body").await, None);
     // The next iteration produces an empty output: it must not read as "first".
     s.mark_task_completed(tid("body"), Bytes::new());
     b.save_snapshot(&mut s).await.unwrap();
@@ -93,10 +93,7 @@ async fn removed_members_stay_gone_and_empty_outputs_are_real_values() {
         loaded.get_task_result_bytes(&tid("body")),
         Some(Bytes::new())
     );
-    assert_eq!(
-        b.load_task_result("wf", &tid("body")).await.unwrap(),
-        Some(Bytes::new())
-    );
+    assert_eq!(output_of(&b, "wf", "body").await, Some(Bytes::new()));
 }
 
 #[tokio::test]
@@ -120,7 +117,7 @@ async fn terminal_states_are_never_overwritten() {
         let loaded = b.load_snapshot(id).await.unwrap();
         assert!(loaded.state.is_terminal(), "{id}: {:?}", loaded.state);
         assert_eq!(
-            b.load_task_result(id, &tid("a")).await.unwrap().as_deref(),
+            output_of(&b, id, "a").await.as_deref(),
             Some(&b"kept"[..]),
             "{id}: a refused save must not touch outputs"
         );
@@ -288,7 +285,7 @@ async fn save_task_result_records_and_respects_state() {
     b.save_task_result("done", &tid("x"), Bytes::from_static(b"late"))
         .await
         .unwrap();
-    assert_eq!(b.load_task_result("done", &tid("x")).await.unwrap(), None);
+    assert_eq!(output_of(&b, "done", "x").await, None);
 }
 
 #[tokio::test]
@@ -331,27 +328,15 @@ async fn task_results_survive_completion() {
     let mut s = sayiir_core::snapshot::WorkflowSnapshot::new("wf", def_hash());
     s.mark_task_completed(tid("a"), Bytes::from_static(b"A"));
     b.save_snapshot(&mut s).await.unwrap();
-    assert_eq!(
-        b.load_task_result("wf", &tid("a"))
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(&b"A"[..])
-    );
-    assert_eq!(b.load_task_result("wf", &tid("nope")).await.unwrap(), None);
+    assert_eq!(output_of(&b, "wf", "a").await.as_deref(), Some(&b"A"[..]));
+    assert_eq!(output_of(&b, "wf", "nope").await, None);
     assert!(matches!(
         b.load_task_result("missing", &tid("a")).await,
         Err(BackendError::NotFound(_))
     ));
     s.mark_completed(Bytes::from_static(b"final"));
     b.save_snapshot(&mut s).await.unwrap();
-    assert_eq!(
-        b.load_task_result("wf", &tid("a"))
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(&b"A"[..])
-    );
+    assert_eq!(output_of(&b, "wf", "a").await.as_deref(), Some(&b"A"[..]));
     assert!(matches!(
         b.load_snapshot("wf").await.unwrap().state,
         WorkflowSnapshotState::Completed { .. }

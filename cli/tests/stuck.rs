@@ -34,14 +34,7 @@ async fn seed_each_kind(db: &TestDatabase, b: &Backend) {
     for id in ["bad-blob", "failing", "healthy"] {
         b.save_snapshot(&mut at_task(id, "a")).await.unwrap();
     }
-    let mut nap = at_task("overslept", "a");
-    nap.update_position(ExecutionPosition::AtDelay {
-        delay_id: tid("nap"),
-        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
-        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
-        next_task_id: Some(tid("b")),
-    });
-    b.save_snapshot(&mut nap).await.unwrap();
+    save_overdue_delay(b, "overslept").await;
     quarantine_and_stall(db).await;
 }
 

@@ -61,6 +61,14 @@ pub async fn final_output(b: &Backend, id: &str) -> bytes::Bytes {
         .expect("a final output")
 }
 
+/// What `load_task_result` returns for task `task` of workflow `id` (the
+/// test fails on an error).
+pub async fn output_of(b: &Backend, id: &str, task: &str) -> Option<bytes::Bytes> {
+    sayiir_persistence::TaskResultStore::load_task_result(b, id, &tid(task))
+        .await
+        .unwrap()
+}
+
 pub fn def_hash() -> DefinitionHash {
     DefinitionHash::sha256("test-definition")
 }

@@ -204,14 +204,7 @@ pub async fn populate(b: &Backend) {
     b.save_snapshot(&mut done).await.unwrap();
     done.mark_completed(Bytes::from_static(b"42"));
     b.save_snapshot(&mut done).await.unwrap();
-    let mut nap = at_task("napping", "a");
-    nap.update_position(ExecutionPosition::AtDelay {
-        delay_id: tid("nap"),
-        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
-        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
-        next_task_id: Some(tid("b")),
-    });
-    b.save_snapshot(&mut nap).await.unwrap();
+    save_overdue_delay(b, "napping").await;
 }
 
 /// The instance ids [`populate`] creates, in `list` order.
@@ -372,4 +365,19 @@ pub fn assert_refused_at_once(url: &str, args: &[&str], says: &[&str]) {
         );
     }
     assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+}
+
+/// Saves workflow `id` parked at a delay (`nap`, then `b`) whose wake-up
+/// time passed an hour ago.
+pub async fn save_overdue_delay(b: &Backend, id: &str) {
+    let mut nap = at_task(id, "a");
+    nap.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        wake_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        next_task_id: Some(tid("b")),
+    });
+    sayiir_persistence::SnapshotStore::save_snapshot(b, &mut nap)
+        .await
+        .unwrap();
 }
