@@ -10,7 +10,8 @@
 //!
 //! The driver re-runs this binary as `--worker <i>` processes (`worker.rs`),
 //! each behind its own `sayiir_diesel_testkit::Proxy`. `faults.rs` lists
-//! the faults, `driver.rs` the user side, `check.rs` the invariants. The
+//! the faults, `driver.rs` the user side, `setup.rs` the database and log
+//! directory a run starts from, `check.rs` the invariants. The
 //! exit code is non-zero when any invariant is violated.
 
 mod args;
@@ -18,15 +19,14 @@ mod check;
 mod driver;
 mod faults;
 mod fleet;
+mod setup;
 mod tasklog;
 mod worker;
 mod workflows;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sayiir_diesel_testkit::{PgServer, Proxy};
@@ -88,41 +88,11 @@ async fn main() {
 async fn drive(args: Args) -> Result<bool, Error> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("sayiir-soak-{seed}-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir)?;
-    for entry in std::fs::read_dir(&dir)? {
-        let p = entry?.path();
-        if p.extension().is_some_and(|e| e == "log" || e == "out") {
-            std::fs::remove_file(p)?;
-        }
-    }
+    let dir = setup::log_dir(args.dir.as_deref(), seed)?;
     let server = Arc::new(tokio::task::spawn_blocking(|| PgServer::start_with(&[])).await??);
     let db = format!("soak_{}", seed % 1_000_000_007);
-    {
-        let mut admin = AsyncPgConnection::establish(server.admin_url()).await?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {db}"))
-            .await?;
-    }
-    let db_url = server.url_for(&db);
-    sayiir_diesel::migrations::run(&db_url).await?;
-    let upstream: SocketAddr = {
-        let rest = db_url
-            .split('@')
-            .nth(1)
-            .ok_or("no host in the server URL")?;
-        let hostport = rest.split('/').next().ok_or("no host in the server URL")?;
-        tokio::net::lookup_host(hostport)
-            .await?
-            .next()
-            .ok_or("cannot resolve the server")?
-    };
+    let db_url = setup::fresh_database(&server, &db).await?;
+    let upstream = setup::upstream_of(&db_url).await?;
     println!(
         "soak: seed {seed}, {} min, {} worker processes, {} workflows/s plus bursts of {} \
          every 15-25 s, logs in {}",
@@ -181,8 +151,65 @@ async fn drive(args: Args) -> Result<bool, Error> {
     };
     let faults_task = tokio::spawn(injector.run(seed, t0, plan));
 
-    // The run: submit at the rate, act at random, poll.
-    let end = t0 + Duration::from_secs_f64(run_secs);
+    load(&mut driver, &fleet, &args, &mut rng, t0).await;
+    let end_ms = now_ms();
+    // Faults stop at the end of the run (the one in progress heals first).
+    let _ = tokio::time::timeout(Duration::from_secs(30), faults_task).await;
+    println!(
+        "run over: {} workflows submitted; draining",
+        driver.tracks.len()
+    );
+    let drained = driver.drain(Duration::from_secs(150)).await;
+    if !drained {
+        println!("drain: some workflows did not settle within 150 s");
+    }
+    fleet.lock().await.sample_minute();
+    fleet.lock().await.sample_end();
+    // Before the workers (and their pruners) stop.
+    let orphan_events = check::orphan_events(&db_url).await;
+    let stop_trouble = fleet.lock().await.stop_all();
+
+    if args.corrupt.as_deref() == Some("leak-claim") {
+        setup::leak_a_claim(&db_url).await?;
+    }
+
+    let lines = tasklog::read_all(&dir)?;
+    let faults = records
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let fleet = fleet.lock().await;
+    let run = check::Run {
+        tracks: &driver.tracks,
+        faults: &faults,
+        lines: &lines,
+        fleet: &fleet,
+        backend: &backend,
+        db_url: &db_url,
+        start_ms,
+        end_ms,
+        stop_trouble: &stop_trouble,
+        orphan_events: &orphan_events,
+    };
+    let bad = check::check(&run).await;
+    println!(
+        "driver: {} client errors retried or recorded; driver RSS peak {} MiB",
+        driver.errors,
+        fleet::status_kib(std::process::id(), "VmHWM").unwrap_or(0) / 1024
+    );
+    Ok(verdict(&bad, seed))
+}
+
+/// The run itself, until `args.minutes` have passed since `t0`: submit at
+/// the rate plus a burst every 15-25 s, act at random, poll.
+async fn load(
+    driver: &mut Driver,
+    fleet: &tokio::sync::Mutex<Fleet>,
+    args: &Args,
+    rng: &mut StdRng,
+    t0: tokio::time::Instant,
+) {
+    let end = t0 + Duration::from_secs_f64(args.minutes * 60.0);
     let tick = Duration::from_millis(100);
     let mut owed = 0.0;
     let mut last_report = t0;
@@ -217,71 +244,23 @@ async fn drive(args: Args) -> Result<bool, Error> {
         }
         tokio::time::sleep(tick).await;
     }
-    let end_ms = now_ms();
-    // Faults stop at the end of the run (the one in progress heals first).
-    let _ = tokio::time::timeout(Duration::from_secs(30), faults_task).await;
-    println!(
-        "run over: {} workflows submitted; draining",
-        driver.tracks.len()
-    );
-    let drained = driver.drain(Duration::from_secs(150)).await;
-    if !drained {
-        println!("drain: some workflows did not settle within 150 s");
-    }
-    fleet.lock().await.sample_minute();
-    fleet.lock().await.sample_end();
-    // Before the workers (and their pruners) stop.
-    let orphan_events = check::orphan_events(&db_url).await;
-    let stop_trouble = fleet.lock().await.stop_all();
+}
 
-    if args.corrupt.as_deref() == Some("leak-claim") {
-        let mut c = AsyncPgConnection::establish(&db_url).await?;
-        c.batch_execute(
-            "INSERT INTO sayiir.claims (instance_id, task_id, worker_id, claimed_at, expires_at) \
-             SELECT instance_id, '\\x00', 'ghost', now(), now() FROM sayiir.workflows \
-             WHERE status = 'Completed' LIMIT 1",
-        )
-        .await?;
-    }
-
-    let lines = tasklog::read_all(&dir)?;
-    let faults = records
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let fleet = fleet.lock().await;
-    let run = check::Run {
-        tracks: &driver.tracks,
-        faults: &faults,
-        lines: &lines,
-        fleet: &fleet,
-        backend: &backend,
-        db_url: &db_url,
-        start_ms,
-        end_ms,
-        stop_trouble: &stop_trouble,
-        orphan_events: &orphan_events,
-    };
-    let bad = check::check(&run).await;
-    println!(
-        "driver: {} client errors retried or recorded; driver RSS peak {} MiB",
-        driver.errors,
-        fleet::status_kib(std::process::id(), "VmHWM").unwrap_or(0) / 1024
-    );
+/// Prints the violations (the first 40) and says whether there were none.
+fn verdict(bad: &[String], seed: u64) -> bool {
     if bad.is_empty() {
         println!("\nsoak: every invariant held (seed {seed})");
-        Ok(true)
-    } else {
-        println!(
-            "\nsoak: {} invariant violation(s) (seed {seed}):",
-            bad.len()
-        );
-        for b in bad.iter().take(40) {
-            println!("  - {b}");
-        }
-        if bad.len() > 40 {
-            println!("  … and {} more", bad.len() - 40);
-        }
-        Ok(false)
+        return true;
     }
+    println!(
+        "\nsoak: {} invariant violation(s) (seed {seed}):",
+        bad.len()
+    );
+    for b in bad.iter().take(40) {
+        println!("  - {b}");
+    }
+    if bad.len() > 40 {
+        println!("  … and {} more", bad.len() - 40);
+    }
+    false
 }
