@@ -291,12 +291,16 @@ pub(crate) fn shell_script(script: &str) -> Command {
     c
 }
 
+/// Whether this process runs as root, asked of `id -u` once per process.
 pub(crate) fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
 }
 
 pub(crate) fn free_port() -> Result<u16, Error> {
