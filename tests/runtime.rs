@@ -235,14 +235,22 @@ async fn pause_holds_a_workflow_until_unpaused() {
     stop(ws).await;
 }
 
-/// s1 sleeps long enough for a cancel to land while it runs, then s2.
-fn slow() -> Arc<Workflow<JsonCodec, u64>> {
+/// slow1 → slow2, where slow1 tells `started` that its body runs, then
+/// waits for `go`: a request made in between arrives while the task runs.
+fn slow(
+    started: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+) -> Arc<Workflow<JsonCodec, u64>> {
     let ctx = WorkflowContext::new("slow", Arc::new(JsonCodec), Arc::new(()));
     Arc::new(
         WorkflowBuilder::new(ctx)
-            .then("slow1", |x: u64| async move {
-                tokio::time::sleep(Duration::from_millis(800)).await;
-                Ok(x + 1)
+            .then("slow1", move |x: u64| {
+                let (started, go) = (Arc::clone(&started), Arc::clone(&go));
+                async move {
+                    started.notify_one();
+                    go.notified().await;
+                    Ok(x + 1)
+                }
             })
             .then("slow2", |x: u64| async move { Ok(x + 1) })
             .build()
@@ -252,32 +260,27 @@ fn slow() -> Arc<Workflow<JsonCodec, u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_a_running_workflow_at_the_next_task_boundary() {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use sayiir_diesel::schema::sayiir::claims;
-    let (db, b) = backend().await;
-    let wf = slow();
+    let (_db, b) = backend().await;
+    let (started, go) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let wf = slow(Arc::clone(&started), Arc::clone(&go));
     let client = WorkflowClient::new(b.clone());
     let ws = spawn_workers(&b, &wf, 2, 1);
     client.submit(&*wf, "running", 1).await.unwrap();
-    // Wait until a worker holds the claim on slow1 (it is running).
-    let mut conn = raw_conn(&db).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while claims::table
-        .filter(claims::instance_id.eq("running"))
-        .count()
-        .get_result::<i64>(&mut conn)
+    // Wait until slow1's body runs: past the worker's last check before the
+    // task (a claim row alone is not enough: the worker claims, then checks
+    // for a pending cancel, and a cancel stored in between is applied
+    // before the task, as the runtime means it to be).
+    tokio::time::timeout(Duration::from_secs(30), started.notified())
         .await
-        .unwrap()
-        == 0
-    {
-        assert!(Instant::now() < deadline, "never claimed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        .expect("slow1 never started");
     client
         .cancel("running", Some("stop".into()), None)
         .await
         .unwrap();
+    go.notify_one();
     let s = wait_status(&client, "running", Duration::from_secs(30), |s| {
         matches!(s, WorkflowStatus::Cancelled { .. })
     })
