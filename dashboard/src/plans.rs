@@ -1,0 +1,171 @@
+//! The plans of the reads' statements, for the plan tests (and a look by
+//! hand): each statement is planned under the settings the reads run
+//! under ([`STEER`](crate::sql::STEER)) twice,
+//!
+//! * with its values, run (`EXPLAIN (ANALYZE, FORMAT JSON)`): the custom
+//!   plan a one-off statement gets, with the rows each node really read;
+//! * prepared, as a generic plan (`plan_cache_mode = force_generic_plan`,
+//!   `EXPLAIN (FORMAT JSON) EXECUTE` with NULL parameters): the plan a
+//!   statement cached on a long-lived connection may be given. (`EXPLAIN`
+//!   of a statement with bound values plans with those values, whatever
+//!   `plan_cache_mode` says, so it cannot show this one.)
+//!
+//! Not part of the API: no stability promised.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryBuilder as _, QueryFragment, QueryId};
+use diesel::sql_types::{Integer, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
+
+use crate::Error;
+use crate::inspect::overview;
+use crate::sql::steer;
+
+/// One statement's plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Which statement.
+    pub name: &'static str,
+    /// `true`: the generic plan (not run); `false`: the custom plan, run.
+    pub generic: bool,
+    /// The `EXPLAIN (FORMAT JSON)` document.
+    pub json: String,
+}
+
+/// The plans of [`crate::inspect::overview`].
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned.
+pub async fn overview_plans(conn: &mut AsyncPgConnection) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = overview::explain(&mut p).await;
+    p.finish(explained).await
+}
+
+/// Collects the plans of a read's statements on one connection.
+pub(crate) struct Planner<'c> {
+    conn: &'c mut AsyncPgConnection,
+    plans: Vec<Plan>,
+}
+
+impl<'c> Planner<'c> {
+    /// Opens the transaction the plans are made in, under the reads'
+    /// settings.
+    async fn begin(conn: &'c mut AsyncPgConnection) -> Result<Self, Error> {
+        conn.batch_execute("BEGIN").await?;
+        if let Err(e) = steer(conn).await {
+            conn.batch_execute("ROLLBACK").await?;
+            return Err(e);
+        }
+        Ok(Self {
+            conn,
+            plans: Vec::new(),
+        })
+    }
+
+    /// Rolls the transaction back (nothing was written) and returns the
+    /// plans, or the error.
+    async fn finish(self, explained: Result<(), Error>) -> Result<Vec<Plan>, Error> {
+        self.conn.batch_execute("ROLLBACK").await?;
+        explained.map(|()| self.plans)
+    }
+
+    /// Plans `query` both ways and keeps the plans as `name`.
+    pub(crate) async fn plan<Q>(&mut self, name: &'static str, query: Q) -> Result<(), Error>
+    where
+        Q: QueryFragment<Pg> + Send,
+    {
+        let mut sql = diesel::pg::PgQueryBuilder::default();
+        query.to_sql(&mut sql, &Pg)?;
+        let sql = sql.finish();
+        let custom: String = Explain {
+            prefix: "EXPLAIN (ANALYZE, FORMAT JSON) ",
+            query,
+        }
+        .get_result(self.conn)
+        .await?;
+        self.plans.push(Plan {
+            name,
+            generic: false,
+            json: custom,
+        });
+        let generic = self.generic(&sql).await?;
+        self.plans.push(Plan {
+            name,
+            generic: true,
+            json: generic,
+        });
+        Ok(())
+    }
+
+    /// The generic plan of `query`: prepared under a name of its own,
+    /// explained with NULL parameters, deallocated.
+    async fn generic(&mut self, sql: &str) -> Result<String, Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "sayiir_dashboard_plan_{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.conn
+            .batch_execute(&format!(
+                "SET LOCAL plan_cache_mode = force_generic_plan; PREPARE {name} AS {sql}"
+            ))
+            .await?;
+        let params: Count = diesel::sql_query(
+            "SELECT cardinality(parameter_types) AS n FROM pg_prepared_statements WHERE name = $1",
+        )
+        .bind::<Text, _>(&name)
+        .get_result(self.conn)
+        .await?;
+        let nulls = vec!["NULL"; usize::try_from(params.n).unwrap_or(0)].join(", ");
+        let execute = if nulls.is_empty() {
+            name.clone()
+        } else {
+            format!("{name}({nulls})")
+        };
+        let plan: Explained = diesel::sql_query(format!("EXPLAIN (FORMAT JSON) EXECUTE {execute}"))
+            .get_result(self.conn)
+            .await?;
+        self.conn
+            .batch_execute(&format!("DEALLOCATE {name}"))
+            .await?;
+        Ok(plan.json)
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Integer)]
+    n: i32,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Explained {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    json: String,
+}
+
+/// `EXPLAIN … <query>`, with the query's values bound.
+struct Explain<Q> {
+    prefix: &'static str,
+    query: Q,
+}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(self.prefix);
+        self.query.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> QueryId for Explain<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> Query for Explain<Q> {
+    type SqlType = Text;
+}
