@@ -21,7 +21,7 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 
 use crate::Error;
-use crate::inspect::overview;
+use crate::inspect::{ListFilter, list, overview};
 use crate::sql::steer;
 
 /// One statement's plan.
@@ -42,6 +42,21 @@ pub struct Plan {
 pub async fn overview_plans(conn: &mut AsyncPgConnection) -> Result<Vec<Plan>, Error> {
     let mut p = Planner::begin(conn).await?;
     let explained = overview::explain(&mut p).await;
+    p.finish(explained).await
+}
+
+/// The plans of [`crate::inspect::list`] for `filter` (the window's, when
+/// it has conditions beyond the index range, and the page's).
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned, or the filter's
+/// [`Error::Input`].
+pub async fn list_plans(
+    conn: &mut AsyncPgConnection,
+    filter: &ListFilter,
+) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = list::explain(&mut p, filter).await;
     p.finish(explained).await
 }
 
@@ -71,6 +86,11 @@ impl<'c> Planner<'c> {
     async fn finish(self, explained: Result<(), Error>) -> Result<Vec<Plan>, Error> {
         self.conn.batch_execute("ROLLBACK").await?;
         explained.map(|()| self.plans)
+    }
+
+    /// The connection, for statements a plan depends on.
+    pub(crate) fn conn(&mut self) -> &mut AsyncPgConnection {
+        self.conn
     }
 
     /// Plans `query` both ways and keeps the plans as `name`.

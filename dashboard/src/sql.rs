@@ -1,5 +1,11 @@
-//! The planner settings the dashboard's reads run under.
+//! What the dashboard's reads need beyond the typed DSL: the planner
+//! settings they run under, windows of ids, and byte-order comparisons of
+//! ids.
 
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
 
 use crate::Error;
@@ -26,4 +32,37 @@ pub(crate) const STEER: &str = "SET LOCAL enable_seqscan = off; \
 /// [`Error::Database`] when the settings cannot be made.
 pub(crate) async fn steer(conn: &mut AsyncPgConnection) -> Result<(), Error> {
     Ok(conn.batch_execute(STEER).await?)
+}
+
+diesel::postfix_operator!(InBytes, " COLLATE \"C\"", Text, backend: Pg);
+
+/// `expr COLLATE "C"`: ids compared and ordered byte by byte, whatever the
+/// database's collation, so that a prefix is a range and the `COLLATE "C"`
+/// indexes of migration 13 apply.
+pub(crate) fn in_bytes<E>(expr: E) -> InBytes<E> {
+    InBytes::new(expr)
+}
+
+/// `SELECT count(*), max(w.id) FROM (<query>) AS w (id)`: how many ids a
+/// window of at most `LIMIT` ids holds, and its last one (in the
+/// collation of the selected expression).
+#[derive(Debug, Clone)]
+pub(crate) struct WindowOf<Q>(pub(crate) Q);
+
+impl<Q> Query for WindowOf<Q> {
+    type SqlType = (BigInt, Nullable<Text>);
+}
+
+impl<Q> QueryId for WindowOf<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for WindowOf<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT count(*), max(w.id) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS w (id)");
+        Ok(())
+    }
 }

@@ -6,12 +6,14 @@
 //! tests). Lists page by key (the instance id in byte order), never by
 //! offset.
 
+pub mod list;
 pub mod overview;
 
 use chrono::{DateTime, Utc};
 use diesel::IntoSql as _;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+pub use list::{Item, ListFilter, MAX_LIMIT, Page, list};
 pub use overview::{Overview, Queue, overview};
 
 use crate::Error;
