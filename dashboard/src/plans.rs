@@ -21,7 +21,7 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 
 use crate::Error;
-use crate::inspect::{ListFilter, list, overview};
+use crate::inspect::{ListFilter, list, overview, show};
 use crate::sql::steer;
 
 /// One statement's plan.
@@ -57,6 +57,17 @@ pub async fn list_plans(
 ) -> Result<Vec<Plan>, Error> {
     let mut p = Planner::begin(conn).await?;
     let explained = list::explain(&mut p, filter).await;
+    p.finish(explained).await
+}
+
+/// The plans of [`crate::inspect::show`] and
+/// [`crate::inspect::output_previews`] for `id`.
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned.
+pub async fn show_plans(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = show::explain(&mut p, id).await;
     p.finish(explained).await
 }
 

@@ -1,6 +1,6 @@
 //! What the dashboard's reads need beyond the typed DSL: the planner
-//! settings they run under, windows of ids, and byte-order comparisons of
-//! ids.
+//! settings they run under, counts that stop after a number of rows,
+//! windows of ids, byte-order comparisons of ids, and `substr`.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
@@ -43,6 +43,29 @@ pub(crate) fn in_bytes<E>(expr: E) -> InBytes<E> {
     InBytes::new(expr)
 }
 
+/// `SELECT count(*) FROM (<query>) AS capped`: with a `LIMIT` on `query`,
+/// a count that reads at most that many rows.
+#[derive(Debug, Clone)]
+pub(crate) struct CountOf<Q>(pub(crate) Q);
+
+impl<Q> Query for CountOf<Q> {
+    type SqlType = BigInt;
+}
+
+impl<Q> QueryId for CountOf<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for CountOf<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS capped");
+        Ok(())
+    }
+}
+
 /// `SELECT count(*), max(w.id) FROM (<query>) AS w (id)`: how many ids a
 /// window of at most `LIMIT` ids holds, and its last one (in the
 /// collation of the selected expression).
@@ -65,4 +88,10 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for WindowOf<Q> {
         out.push_sql(") AS w (id)");
         Ok(())
     }
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `substr(bytea, from, count)`: `count` bytes from the
+    /// 1-based `from`.
+    fn substr(bytes: diesel::sql_types::Bytea, from: diesel::sql_types::Integer, count: diesel::sql_types::Integer) -> diesel::sql_types::Bytea;
 }

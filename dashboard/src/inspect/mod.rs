@@ -8,6 +8,7 @@
 
 pub mod list;
 pub mod overview;
+pub mod show;
 
 use chrono::{DateTime, Utc};
 use diesel::IntoSql as _;
@@ -15,6 +16,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 pub use list::{Item, ListFilter, MAX_LIMIT, Page, list};
 pub use overview::{Overview, Queue, overview};
+pub use show::{
+    ClaimInfo, Details, EventCount, HistoryItem, MAX_EVENT_NAMES, Output, QueueRow, Request,
+    output_previews, show,
+};
 
 use crate::Error;
 
