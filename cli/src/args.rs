@@ -199,8 +199,14 @@ pub struct StuckArgs {
     /// default), and parked workflows this far past their wake-up time.
     #[arg(long, value_parser = crate::duration::parse, default_value = "5m", value_name = "AGE")]
     pub idle_for: Duration,
-    /// Report tasks released this many times in a row with nothing saved.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Report tasks released this many times in a row with nothing saved
+    /// (at least 1).
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_name = "N",
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
     pub released_times: i32,
     /// Most rows listed per kind.
     #[arg(long, default_value_t = 50)]

@@ -21,7 +21,7 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 
 use crate::Error;
-use crate::inspect::{ListFilter, list, overview, show};
+use crate::inspect::{ListFilter, StuckFilter, list, overview, show, stuck};
 use crate::sql::steer;
 
 /// One statement's plan.
@@ -68,6 +68,20 @@ pub async fn list_plans(
 pub async fn show_plans(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec<Plan>, Error> {
     let mut p = Planner::begin(conn).await?;
     let explained = show::explain(&mut p, id).await;
+    p.finish(explained).await
+}
+
+/// The plans of [`crate::inspect::stuck`] for `filter`.
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned, or the filter's
+/// [`Error::Input`].
+pub async fn stuck_plans(
+    conn: &mut AsyncPgConnection,
+    filter: &StuckFilter,
+) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = stuck::explain(&mut p, filter).await;
     p.finish(explained).await
 }
 

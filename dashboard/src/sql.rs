@@ -1,12 +1,15 @@
 //! What the dashboard's reads need beyond the typed DSL: the planner
 //! settings they run under, counts that stop after a number of rows,
-//! windows of ids, byte-order comparisons of ids, and `substr`.
+//! windows of ids, byte-order comparisons of ids, constants written as
+//! literals, and `substr`.
 
 use diesel::QueryResult;
+use diesel::expression::{AppearsOnTable, Expression, SelectableExpression, ValidGrouping};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
+use sayiir_diesel::QueuedPosition;
 
 use crate::Error;
 
@@ -41,6 +44,76 @@ diesel::postfix_operator!(InBytes, " COLLATE \"C\"", Text, backend: Pg);
 /// indexes of migration 13 apply.
 pub(crate) fn in_bytes<E>(expr: E) -> InBytes<E> {
     InBytes::new(expr)
+}
+
+/// A constant of a closed set (a queue position) written into
+/// the statement as a literal instead of being bound: a partial index whose
+/// predicate names it then applies in generic plans too, which a bound
+/// value cannot prove.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Named(&'static str);
+
+impl Named {
+    /// A queue position.
+    pub(crate) const fn kind(kind: QueuedPosition) -> Self {
+        Self(kind.as_str())
+    }
+}
+
+impl Expression for Named {
+    type SqlType = Text;
+}
+
+impl<QS> AppearsOnTable<QS> for Named {}
+
+impl<QS> SelectableExpression<QS> for Named {}
+
+impl<GB> ValidGrouping<GB> for Named {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl QueryId for Named {
+    type QueryId = ();
+    // The text differs per value: statements are cached by their SQL.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<Pg> for Named {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // The values are enum variant names: letters only.
+        out.push_sql("'");
+        out.push_sql(self.0);
+        out.push_sql("'");
+        Ok(())
+    }
+}
+
+/// The integer 0 written into the statement (see [`Named`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Zero;
+
+impl Expression for Zero {
+    type SqlType = Integer;
+}
+
+impl<QS> AppearsOnTable<QS> for Zero {}
+
+impl<QS> SelectableExpression<QS> for Zero {}
+
+impl<GB> ValidGrouping<GB> for Zero {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl QueryId for Zero {
+    type QueryId = Zero;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for Zero {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("0");
+        Ok(())
+    }
 }
 
 /// `SELECT count(*) FROM (<query>) AS capped`: with a `LIMIT` on `query`,

@@ -1,5 +1,5 @@
-//! One module per subcommand, and what they share: connections, the
-//! backend for actions, the server's clock.
+//! One module per subcommand, and what they share: connections and the
+//! backend for actions.
 
 mod actions;
 mod list;
@@ -10,9 +10,6 @@ mod show;
 mod status;
 mod stuck;
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sayiir_diesel::DieselBackend;
@@ -77,24 +74,6 @@ impl Out<'_> {
     }
 }
 
-/// The server's current time (ages are measured on its clock, as the
-/// library's retention does).
-pub async fn server_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, CliError> {
-    Ok(
-        diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
-            .get_result(conn)
-            .await?,
-    )
-}
-
-/// `now - age`, or an error when the age is beyond what a timestamp holds.
-pub fn before(now: DateTime<Utc>, age: Duration) -> Result<DateTime<Utc>, CliError> {
-    chrono::TimeDelta::from_std(age)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .ok_or_else(|| CliError::Usage(format!("age {age:?} is too large")))
-}
-
 /// A workflow's status, or `None` when there is no such workflow.
 pub async fn status_of(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Status>, CliError> {
     Ok(workflows::table
@@ -103,10 +82,4 @@ pub async fn status_of(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<
         .first(conn)
         .await
         .optional()?)
-}
-
-/// Milliseconds from `then` to `now` (negative when `then` is later).
-#[must_use]
-pub fn millis_since(now: DateTime<Utc>, then: DateTime<Utc>) -> i64 {
-    (now - then).num_milliseconds()
 }

@@ -9,6 +9,7 @@
 pub mod list;
 pub mod overview;
 pub mod show;
+pub mod stuck;
 
 use chrono::{DateTime, Utc};
 use diesel::IntoSql as _;
@@ -20,6 +21,7 @@ pub use show::{
     ClaimInfo, Details, EventCount, HistoryItem, MAX_EVENT_NAMES, Output, QueueRow, Request,
     output_previews, show,
 };
+pub use stuck::{ClaimItem, Stuck, StuckFilter, TaskItem, stuck};
 
 use crate::Error;
 
