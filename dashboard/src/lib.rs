@@ -6,10 +6,13 @@
 //!   finished workflows). Every query reads through an index and is
 //!   bounded whatever the size of the tables: counts stop at
 //!   [`inspect::COUNT_CAP`] and say so, lists page by key.
+//! * [`act`]: cancel, pause, resume and send an event through the store
+//!   calls workers use, and count what a bulk action would touch.
 //! * [`error`]: what failed.
 //!
 //! Reads need one plain connection (a role with `SELECT` on schema
-//! `sayiir` is enough; a hot standby works).
+//! `sayiir` is enough; a hot standby works); actions also need an
+//! [`act::Backend`] on the primary.
 #![deny(missing_docs)]
 #![deny(clippy::pedantic)]
 #![deny(
@@ -30,6 +33,7 @@
     )
 )]
 
+pub mod act;
 pub mod error;
 mod format;
 pub mod inspect;

@@ -85,6 +85,20 @@ pub async fn stuck_plans(
     p.finish(explained).await
 }
 
+/// The plan of [`crate::act::count_matching`] for `filter`.
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned, or the filter's
+/// [`Error::Input`].
+pub async fn count_matching_plans(
+    conn: &mut AsyncPgConnection,
+    filter: &ListFilter,
+) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = list::explain_count(&mut p, filter).await;
+    p.finish(explained).await
+}
+
 /// Collects the plans of a read's statements on one connection.
 pub(crate) struct Planner<'c> {
     conn: &'c mut AsyncPgConnection,

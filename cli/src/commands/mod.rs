@@ -10,18 +10,13 @@ mod show;
 mod status;
 mod stuck;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use sayiir_diesel::DieselBackend;
-use sayiir_diesel::Status;
-use sayiir_diesel::schema::sayiir::workflows;
-use sayiir_runtime::serialization::JsonCodec;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::args::Command;
 use crate::error::CliError;
 
 /// The backend actions go through (the codec workers use).
-pub type Backend = DieselBackend<JsonCodec>;
+pub type Backend = sayiir_diesel_dashboard::act::Backend;
 
 /// Runs one subcommand against the database at `url`.
 ///
@@ -72,14 +67,4 @@ impl Out<'_> {
             .build()
             .await?)
     }
-}
-
-/// A workflow's status, or `None` when there is no such workflow.
-pub async fn status_of(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Status>, CliError> {
-    Ok(workflows::table
-        .find(id)
-        .select(workflows::status)
-        .first(conn)
-        .await
-        .optional()?)
 }

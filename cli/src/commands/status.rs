@@ -6,7 +6,7 @@ use sayiir_diesel_dashboard::inspect::{self, Overview};
 use super::Out;
 use crate::duration::format_millis;
 use crate::error::CliError;
-use crate::output::{Table, time_or_dash};
+use crate::output::Table;
 
 /// Runs `status`.
 pub async fn run(out: &Out<'_>) -> Result<(), CliError> {
@@ -58,7 +58,7 @@ fn render(o: &Overview) -> String {
     }
     let oldest = match (&q.oldest_waiting_since, q.oldest_waiting_ms) {
         (Some(since), Some(ms)) => format!("{} (since {since})", format_millis(ms)),
-        _ => time_or_dash(None),
+        _ => "-".to_owned(),
     };
     format!(
         "{}\n{}\noldest waiting task: {oldest}\n",

@@ -24,7 +24,7 @@ use super::{COUNT_CAP, server_now};
 use crate::Error;
 use crate::format::{before, hex, time};
 use crate::plans::Planner;
-use crate::sql::{WindowOf, in_bytes, steer};
+use crate::sql::{CountOf, WindowOf, in_bytes, steer};
 
 /// The largest page [`list`] reads.
 pub const MAX_LIMIT: u32 = 1000;
@@ -173,6 +173,30 @@ pub(crate) async fn explain(planner: &mut Planner<'_>, filter: &ListFilter) -> R
         .await
 }
 
+/// How many workflows match `filter` (from its cursor, whatever its
+/// limit), counted up to [`COUNT_CAP`] + 1.
+pub(crate) async fn count(conn: &mut AsyncPgConnection, filter: &ListFilter) -> Result<i64, Error> {
+    check(filter)?;
+    conn.transaction(async |conn| {
+        steer(conn).await?;
+        let cutoffs = cutoffs(conn, filter).await?;
+        Ok(count_query(filter, &cutoffs).get_result(conn).await?)
+    })
+    .await
+}
+
+/// The plan of [`count`]'s statement for `filter`.
+pub(crate) async fn explain_count(
+    planner: &mut Planner<'_>,
+    filter: &ListFilter,
+) -> Result<(), Error> {
+    check(filter)?;
+    let cutoffs = cutoffs(planner.conn(), filter).await?;
+    planner
+        .plan("count matching", count_query(filter, &cutoffs))
+        .await
+}
+
 fn check(filter: &ListFilter) -> Result<(), Error> {
     if !(1..=MAX_LIMIT).contains(&filter.limit) {
         return Err(Error::Input(format!(
@@ -306,6 +330,18 @@ fn page(
         query = query.filter(in_bytes(workflows::instance_id).le(last));
     }
     query.select(ROW).limit(i64::from(filter.limit) + 1)
+}
+
+/// `SELECT count(*)` of the first [`COUNT_CAP`] + 1 matching workflows.
+fn count_query(
+    filter: &ListFilter,
+    cutoffs: &Cutoffs,
+) -> CountOf<workflows::BoxedQuery<'static, Pg, Text>> {
+    CountOf(
+        matching(filter, cutoffs)
+            .select(in_bytes(workflows::instance_id))
+            .limit(COUNT_CAP + 1),
+    )
 }
 
 /// The first `limit` rows; the cursor when one more row came back, or
