@@ -21,7 +21,7 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 
 use crate::Error;
-use crate::inspect::{ListFilter, StuckFilter, list, overview, show, stuck};
+use crate::inspect::{ListFilter, StuckFilter, chart, list, overview, queue, show, stuck};
 use crate::sql::steer;
 
 /// One statement's plan.
@@ -96,6 +96,28 @@ pub async fn count_matching_plans(
 ) -> Result<Vec<Plan>, Error> {
     let mut p = Planner::begin(conn).await?;
     let explained = list::explain_count(&mut p, filter).await;
+    p.finish(explained).await
+}
+
+/// The plans of [`crate::inspect::finished_per_minute`].
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned.
+pub async fn chart_plans(conn: &mut AsyncPgConnection) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = chart::explain(&mut p).await;
+    p.finish(explained).await
+}
+
+/// The plans of [`crate::inspect::waiting`] and [`crate::inspect::parked`]
+/// with `limit`.
+///
+/// # Errors
+/// [`Error::Database`] when a statement cannot be planned, or
+/// [`Error::Input`] for a limit out of range.
+pub async fn queue_plans(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<Plan>, Error> {
+    let mut p = Planner::begin(conn).await?;
+    let explained = queue::explain(&mut p, limit).await;
     p.finish(explained).await
 }
 

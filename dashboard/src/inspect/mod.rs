@@ -6,8 +6,10 @@
 //! tests). Lists page by key (the instance id in byte order), never by
 //! offset.
 
+pub mod chart;
 pub mod list;
 pub mod overview;
+pub mod queue;
 pub mod show;
 pub mod stuck;
 
@@ -15,8 +17,10 @@ use chrono::{DateTime, Utc};
 use diesel::IntoSql as _;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+pub use chart::{Minute, finished_per_minute};
 pub use list::{Item, ListFilter, MAX_LIMIT, Page, list};
 pub use overview::{Overview, Queue, overview};
+pub use queue::{Parked, Waiting, parked, waiting};
 pub use show::{
     ClaimInfo, Details, EventCount, HistoryItem, MAX_EVENT_NAMES, Output, QueueRow, Request,
     output_previews, show,
