@@ -14,8 +14,8 @@ use sayiir_diesel::QueuedPosition;
 use crate::Error;
 
 /// The planner settings every read runs under (`SET LOCAL`, so for its
-/// transaction only): no sequential and no bitmap scans, no sort where an
-/// index gives the order.
+/// transaction only): no sequential and no bitmap scans, no sort (full or
+/// incremental) where an index gives the order.
 ///
 /// Each read is written to walk an index in the order it wants and stop
 /// after a page or a count's cap. On statistics that underestimate a table
@@ -26,7 +26,8 @@ use crate::Error;
 /// no other way still runs.
 pub(crate) const STEER: &str = "SET LOCAL enable_seqscan = off; \
      SET LOCAL enable_bitmapscan = off; \
-     SET LOCAL enable_sort = off";
+     SET LOCAL enable_sort = off; \
+     SET LOCAL enable_incremental_sort = off";
 
 /// Applies [`STEER`] to the current transaction: each read runs
 /// `conn.transaction(async |conn| { steer(conn).await?; … })`.

@@ -265,13 +265,26 @@ fn needs_window(filter: &ListFilter) -> bool {
 
 /// The workflows in the index range of `filter`: its status, prefix and
 /// cursor, in byte order.
+///
+/// A status is a closed range (`BETWEEN s AND s`) ordered by (status,
+/// id), not `status = s` ordered by id: with an equality the planner may
+/// page through `workflows_instance_bytes_idx` and filter the status
+/// instead, which reads every workflow of the other statuses first when
+/// statuses follow id order (the newest ids are the running ones). No
+/// other index gives (status, id) order, and the reads run without sorts.
 fn ranged(filter: &ListFilter) -> Boxed {
-    let mut query = workflows::table
-        .order(in_bytes(workflows::instance_id).asc())
-        .into_boxed();
-    if let Some(status) = filter.status {
-        query = query.filter(workflows::status.eq(status));
-    }
+    let mut query = match filter.status {
+        Some(status) => workflows::table
+            .filter(workflows::status.between(status, status))
+            .order((
+                workflows::status.asc(),
+                in_bytes(workflows::instance_id).asc(),
+            ))
+            .into_boxed(),
+        None => workflows::table
+            .order(in_bytes(workflows::instance_id).asc())
+            .into_boxed(),
+    };
     if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
         query = query.filter(in_bytes(workflows::instance_id).ge(prefix.to_owned()));
         if let Some(end) = prefix_end(prefix) {

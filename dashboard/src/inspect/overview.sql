@@ -6,28 +6,30 @@
 -- least COUNT_CAP". Each ORDER BY is the order of the index the count
 -- reads, so no plan can prefer a scan of the table (a scan would have to
 -- sort all it reads). The constants are literals, so the partial indexes
--- apply in generic plans too.
+-- apply in generic plans too. A status is a closed range ordered by
+-- (status, id), not an equality, so that no plan can walk another index
+-- and filter the status (see inspect/list.rs).
 SELECT
     (SELECT count(*) FROM (
         SELECT FROM sayiir.workflows AS w
-        WHERE w.status = 'InProgress'
-        ORDER BY w.instance_id COLLATE "C" LIMIT $1) AS c) AS in_progress,
+        WHERE w.status BETWEEN 'InProgress' AND 'InProgress'
+        ORDER BY w.status, w.instance_id COLLATE "C" LIMIT $1) AS c) AS in_progress,
     (SELECT count(*) FROM (
         SELECT FROM sayiir.workflows AS w
-        WHERE w.status = 'Paused'
-        ORDER BY w.instance_id COLLATE "C" LIMIT $1) AS c) AS paused,
+        WHERE w.status BETWEEN 'Paused' AND 'Paused'
+        ORDER BY w.status, w.instance_id COLLATE "C" LIMIT $1) AS c) AS paused,
     (SELECT count(*) FROM (
         SELECT FROM sayiir.workflows AS w
-        WHERE w.status = 'Completed'
-        ORDER BY w.instance_id COLLATE "C" LIMIT $1) AS c) AS completed,
+        WHERE w.status BETWEEN 'Completed' AND 'Completed'
+        ORDER BY w.status, w.instance_id COLLATE "C" LIMIT $1) AS c) AS completed,
     (SELECT count(*) FROM (
         SELECT FROM sayiir.workflows AS w
-        WHERE w.status = 'Failed'
-        ORDER BY w.instance_id COLLATE "C" LIMIT $1) AS c) AS failed,
+        WHERE w.status BETWEEN 'Failed' AND 'Failed'
+        ORDER BY w.status, w.instance_id COLLATE "C" LIMIT $1) AS c) AS failed,
     (SELECT count(*) FROM (
         SELECT FROM sayiir.workflows AS w
-        WHERE w.status = 'Cancelled'
-        ORDER BY w.instance_id COLLATE "C" LIMIT $1) AS c) AS cancelled,
+        WHERE w.status BETWEEN 'Cancelled' AND 'Cancelled'
+        ORDER BY w.status, w.instance_id COLLATE "C" LIMIT $1) AS c) AS cancelled,
     -- Runnable: at a task not done yet, not set aside (tasks_runnable_idx).
     (SELECT count(*) FROM (
         SELECT FROM sayiir.tasks AS q
