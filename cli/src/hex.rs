@@ -36,12 +36,17 @@ pub fn parse_hash(text: &str) -> Result<Hash, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
     fn round_trips_and_shortens() {
         let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37)).collect();
-        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let text = bytes.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
         assert_eq!(text.len(), 64);
         assert_eq!(parse_hash(&text).unwrap().0, bytes);
         assert_eq!(parse_hash(&text.to_uppercase()).unwrap().0, bytes);

@@ -53,7 +53,7 @@ mod tests {
             .with_timezone(&Utc);
         assert_eq!(time(t), "2026-01-02T03:04:05.678Z");
         assert_eq!(hex(&[0, 15, 255]), "000fff");
-        assert!(before(t, std::time::Duration::from_secs(60)).unwrap() < t);
+        assert!(before(t, std::time::Duration::from_mins(1)).unwrap() < t);
         assert!(matches!(
             before(t, std::time::Duration::MAX),
             Err(Error::Input(m)) if m.contains("too large")

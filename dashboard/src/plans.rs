@@ -1,6 +1,7 @@
 //! The plans of the reads' statements, for the plan tests (and a look by
 //! hand): each statement is planned under the settings the reads run
-//! under ([`STEER`](crate::sql::STEER)) twice,
+//! under (no sequential, bitmap or sorting plans where an index serves)
+//! twice,
 //!
 //! * with its values, run (`EXPLAIN (ANALYZE, FORMAT JSON)`): the custom
 //!   plan a one-off statement gets, with the rows each node really read;
@@ -35,7 +36,7 @@ pub struct Plan {
     pub json: String,
 }
 
-/// The plans of [`crate::inspect::overview`].
+/// The plans of [`crate::inspect::overview()`].
 ///
 /// # Errors
 /// [`Error::Database`] when a statement cannot be planned.
@@ -45,7 +46,7 @@ pub async fn overview_plans(conn: &mut AsyncPgConnection) -> Result<Vec<Plan>, E
     p.finish(explained).await
 }
 
-/// The plans of [`crate::inspect::list`] for `filter` (the window's, when
+/// The plans of [`crate::inspect::list()`] for `filter` (the window's, when
 /// it has conditions beyond the index range, and the page's).
 ///
 /// # Errors
@@ -60,7 +61,7 @@ pub async fn list_plans(
     p.finish(explained).await
 }
 
-/// The plans of [`crate::inspect::show`] and
+/// The plans of [`crate::inspect::show()`] and
 /// [`crate::inspect::output_previews`] for `id`.
 ///
 /// # Errors
@@ -71,7 +72,7 @@ pub async fn show_plans(conn: &mut AsyncPgConnection, id: &str) -> Result<Vec<Pl
     p.finish(explained).await
 }
 
-/// The plans of [`crate::inspect::stuck`] for `filter`.
+/// The plans of [`crate::inspect::stuck()`] for `filter`.
 ///
 /// # Errors
 /// [`Error::Database`] when a statement cannot be planned, or the filter's

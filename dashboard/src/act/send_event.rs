@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use sayiir_diesel::QueuedPosition;
 use sayiir_diesel::schema::sayiir::tasks;
+use sayiir_diesel::{QueuedPosition, Status};
 use sayiir_persistence::SignalStore;
 use serde::Serialize;
 
@@ -69,7 +69,7 @@ pub async fn send_event(
         } else {
             "buffered"
         },
-        status: status_of(conn, id).await?.map(|s| s.as_str()),
+        status: status_of(conn, id).await?.map(Status::as_str),
     }))
 }
 

@@ -1,5 +1,5 @@
 //! Workflows finished per minute over the last hour (dashboard only), in
-//! one statement ([`CHART`]).
+//! one statement (`chart.sql`).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;

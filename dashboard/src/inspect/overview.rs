@@ -1,6 +1,6 @@
 //! The overview of the whole store (the CLI's `status`): workflows per
 //! status, the dispatch queue, claims, requests and events, every count
-//! capped at [`COUNT_CAP`], in one statement ([`OVERVIEW`]).
+//! capped at [`COUNT_CAP`], in one statement (`overview.sql`).
 
 use std::collections::BTreeMap;
 

@@ -41,8 +41,8 @@ impl Default for StuckFilter {
     /// 1 h, 5 min, 3 releases, 50 rows (the CLI's defaults).
     fn default() -> Self {
         Self {
-            held_longer_than: std::time::Duration::from_secs(3600),
-            idle_for: std::time::Duration::from_secs(300),
+            held_longer_than: std::time::Duration::from_hours(1),
+            idle_for: std::time::Duration::from_mins(5),
             released_times: 3,
             limit: 50,
         }
