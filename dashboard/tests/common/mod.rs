@@ -55,9 +55,9 @@ pub async fn analyse(conn: &mut AsyncPgConnection) {
 }
 
 /// `n` finished workflows `{prefix}done-0000001`…: Completed, Completed,
-/// Failed, Cancelled in turn, finished over the last hour (updated_at =
-/// finished_at, as the snapshot write sets them), each with three history
-/// rows and one output.
+/// Failed, Cancelled in turn, finished over the last 67 minutes
+/// (updated_at = finished_at, as the snapshot write sets them), each with
+/// three history rows and one output.
 pub async fn finished(conn: &mut AsyncPgConnection, prefix: &str, n: i64) {
     conn.batch_execute(&format!(
         "INSERT INTO sayiir.workflows
@@ -72,7 +72,7 @@ pub async fn finished(conn: &mut AsyncPgConnection, prefix: &str, n: i64) {
                 3,
                 t.at - interval '1 minute', t.at, t.at
          FROM generate_series(1, {n}) AS i,
-              LATERAL (SELECT now() - (i % 3600) * interval '1 second' AS at) AS t;
+              LATERAL (SELECT now() - (i * 37 % 4000) * interval '1 second' AS at) AS t;
          INSERT INTO sayiir.history
              (instance_id, revision, status, position_kind, snapshot, recorded_at)
          SELECT format('{prefix}done-%s', lpad(i::text, 7, '0')), r,
