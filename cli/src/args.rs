@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sayiir_diesel::Status;
+use sayiir_diesel_dashboard::inspect;
 
 /// Look at and act on Sayiir workflows stored by sayiir-diesel.
 ///
@@ -33,7 +34,8 @@ pub enum Command {
     Migrate,
     /// Workflows by status, queue depth, oldest waiting task, expired claims.
     Status,
-    /// List workflows, filtered, in instance id order, a page at a time.
+    /// List workflows, filtered, in instance id (byte) order, a page at a
+    /// time.
     List(ListArgs),
     /// Everything about one workflow: status, position, claim, requests,
     /// outputs by size, recent history.
@@ -93,8 +95,15 @@ pub struct ListArgs {
     /// Only queued workflows whose task needs this worker tag.
     #[arg(long)]
     pub tag: Option<String>,
-    /// Page size.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Only workflows whose instance id starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Page size (at most 1000).
+    #[arg(
+        long,
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(inspect::MAX_LIMIT))
+    )]
     pub limit: u32,
     /// Start after this instance id (the previous page's `next_after`).
     #[arg(long, value_name = "INSTANCE_ID")]
@@ -190,8 +199,14 @@ pub struct StuckArgs {
     /// default), and parked workflows this far past their wake-up time.
     #[arg(long, value_parser = crate::duration::parse, default_value = "5m", value_name = "AGE")]
     pub idle_for: Duration,
-    /// Report tasks released this many times in a row with nothing saved.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Report tasks released this many times in a row with nothing saved
+    /// (at least 1).
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_name = "N",
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
     pub released_times: i32,
     /// Most rows listed per kind.
     #[arg(long, default_value_t = 50)]

@@ -114,6 +114,18 @@ impl From<BackendError> for CliError {
     }
 }
 
+impl From<sayiir_diesel_dashboard::Error> for CliError {
+    fn from(err: sayiir_diesel_dashboard::Error) -> Self {
+        use sayiir_diesel_dashboard::Error as E;
+        match err {
+            E::Database(e) => e.into(),
+            E::Connection(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Input(m) => Self::Usage(m),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for CliError {
     fn from(err: diesel::result::Error) -> Self {
         let text = err.to_string();

@@ -1,16 +1,5 @@
-//! Hex for the 32-byte hashes (definition and task ids) the tables store.
-
-/// Lowercase hex of `bytes`.
-#[must_use]
-pub fn encode(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+//! Hex for the 32-byte hashes (definition and task ids) the tables store:
+//! parsed from the command line, shortened for tables.
 
 /// The first 12 characters of a hex string, for tables.
 #[must_use]
@@ -47,12 +36,17 @@ pub fn parse_hash(text: &str) -> Result<Hash, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
     fn round_trips_and_shortens() {
         let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37)).collect();
-        let text = encode(&bytes);
+        let text = bytes.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
         assert_eq!(text.len(), 64);
         assert_eq!(parse_hash(&text).unwrap().0, bytes);
         assert_eq!(parse_hash(&text.to_uppercase()).unwrap().0, bytes);

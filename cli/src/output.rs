@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -106,18 +105,6 @@ pub fn emit<T: Serialize>(
     }
 }
 
-/// A timestamp as RFC 3339 (UTC, milliseconds), for JSON and tables alike.
-#[must_use]
-pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// An optional timestamp, `-` when absent.
-#[must_use]
-pub fn time_or_dash(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "-".to_owned(), time)
-}
-
 /// A size in bytes, with a binary unit above 1 KiB.
 #[must_use]
 pub fn bytes(n: i64) -> String {
@@ -155,15 +142,11 @@ mod tests {
     }
 
     #[test]
-    fn formats_sizes_and_times() {
+    fn formats_sizes_and_dashes() {
         assert_eq!(bytes(12), "12 B");
         assert_eq!(bytes(2048), "2.0 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
-        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(time(t), "2026-01-02T03:04:05.678Z");
-        assert_eq!(time_or_dash(None), "-");
+        assert_eq!(or_dash(None), "-");
         assert_eq!(or_dash(Some("x")), "x");
     }
 }

@@ -132,6 +132,14 @@ fn assert_filters(db: &TestDatabase, other: DefinitionHash) {
     assert_eq!(ids(&by_def["workflows"]), ["wf-6"]);
     let tagged = cli(db, &["list", "--json", "--tag", "gpu"]).json();
     assert_eq!(ids(&tagged["workflows"]), ["wf-5"]);
+    let prefixed = cli(db, &["list", "--json", "--prefix", "wf-5"]).json();
+    assert_eq!(ids(&prefixed["workflows"]), ["wf-5"]);
+    let none = cli(
+        db,
+        &["list", "--json", "--prefix", "wf-", "--status", "failed"],
+    )
+    .json();
+    assert_eq!(ids(&none["workflows"]), Vec::<String>::new());
     let old = cli(db, &["list", "--json", "--older-than", "1h"]).json();
     assert_eq!(ids(&old["workflows"]), Vec::<String>::new());
     let new = cli(
@@ -189,6 +197,7 @@ async fn usage_errors_exit_2() {
         &["list", "--definition", "abc"],
         &["list", "--status", "running"],
         &["list", "--limit", "0"],
+        &["list", "--limit", "1001"],
         &["frobnicate"],
         &["send-event", "wf", "go"],
         &["send-event", "wf", "go", "1", "--payload-file", "/dev/null"],

@@ -1,5 +1,5 @@
-//! One module per subcommand, and what they share: connections, the
-//! backend for actions, the server's clock.
+//! One module per subcommand, and what they share: connections and the
+//! backend for actions.
 
 mod actions;
 mod list;
@@ -10,21 +10,13 @@ mod show;
 mod status;
 mod stuck;
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use sayiir_diesel::DieselBackend;
-use sayiir_diesel::Status;
-use sayiir_diesel::schema::sayiir::workflows;
-use sayiir_runtime::serialization::JsonCodec;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::args::Command;
 use crate::error::CliError;
 
 /// The backend actions go through (the codec workers use).
-pub type Backend = DieselBackend<JsonCodec>;
+pub type Backend = sayiir_diesel_dashboard::act::Backend;
 
 /// Runs one subcommand against the database at `url`.
 ///
@@ -75,38 +67,4 @@ impl Out<'_> {
             .build()
             .await?)
     }
-}
-
-/// The server's current time (ages are measured on its clock, as the
-/// library's retention does).
-pub async fn server_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, CliError> {
-    Ok(
-        diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
-            .get_result(conn)
-            .await?,
-    )
-}
-
-/// `now - age`, or an error when the age is beyond what a timestamp holds.
-pub fn before(now: DateTime<Utc>, age: Duration) -> Result<DateTime<Utc>, CliError> {
-    chrono::TimeDelta::from_std(age)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .ok_or_else(|| CliError::Usage(format!("age {age:?} is too large")))
-}
-
-/// A workflow's status, or `None` when there is no such workflow.
-pub async fn status_of(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Status>, CliError> {
-    Ok(workflows::table
-        .find(id)
-        .select(workflows::status)
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// Milliseconds from `then` to `now` (negative when `then` is later).
-#[must_use]
-pub fn millis_since(now: DateTime<Utc>, then: DateTime<Utc>) -> i64 {
-    (now - then).num_milliseconds()
 }

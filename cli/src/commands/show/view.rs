@@ -1,105 +1,12 @@
-//! What `show` answers: the serializable view of one workflow and its
-//! text rendering.
+//! The text rendering of what `show` answers.
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use sayiir_diesel_dashboard::inspect::{COUNT_CAP, Details, QueueRow};
 
 use crate::duration::format_millis;
 use crate::hex;
 use crate::output::{Table, bytes, or_dash};
-
-/// The `show` answer.
-#[derive(Debug, Serialize)]
-pub struct Details {
-    pub instance_id: String,
-    pub status: &'static str,
-    pub position: Option<String>,
-    pub current_task: Option<String>,
-    pub definition: String,
-    pub revision: i64,
-    pub created_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
-    pub error: Option<String>,
-    pub trace_parent: Option<String>,
-    /// Size of the stored snapshot (outputs stripped).
-    pub snapshot_bytes: i32,
-    pub queue: Option<QueueRow>,
-    pub claim: Option<ClaimInfo>,
-    pub pending_requests: Vec<Request>,
-    /// Buffered events per signal name.
-    pub buffered_events: Vec<EventCount>,
-    /// Task outputs, largest first.
-    pub outputs: Vec<Output>,
-    /// All history entries kept.
-    pub history_entries: i64,
-    /// The newest ones, newest first.
-    pub history: Vec<HistoryItem>,
-}
-
-/// The workflow's dispatch-queue row.
-#[derive(Debug, Serialize)]
-pub struct QueueRow {
-    pub kind: &'static str,
-    pub task: Option<String>,
-    pub signal_name: Option<String>,
-    pub wake_at: Option<String>,
-    pub completed: bool,
-    pub input_ready: bool,
-    pub priority: i16,
-    pub tags: Vec<String>,
-    pub retry_at: Option<String>,
-    pub failed_worker: Option<String>,
-    pub stalls: i32,
-    pub quarantined: Option<String>,
-    pub queued_at: String,
-}
-
-/// The live (or expired) claim on the workflow.
-#[derive(Debug, Serialize)]
-pub struct ClaimInfo {
-    pub task: String,
-    pub worker: String,
-    pub claimed_at: String,
-    pub expires_at: Option<String>,
-    pub expired: bool,
-    pub held_ms: i64,
-}
-
-/// A pending cancel or pause request.
-#[derive(Debug, Serialize)]
-pub struct Request {
-    pub kind: String,
-    pub reason: Option<String>,
-    pub requested_by: Option<String>,
-    pub requested_at: String,
-}
-
-/// Buffered events of one signal name.
-#[derive(Debug, Serialize)]
-pub struct EventCount {
-    pub signal_name: String,
-    pub count: i64,
-}
-
-/// One task output's size.
-#[derive(Debug, Serialize)]
-pub struct Output {
-    pub task: String,
-    pub bytes: i32,
-    pub recorded_at: String,
-}
-
-/// One history entry, without its blob.
-#[derive(Debug, Serialize)]
-pub struct HistoryItem {
-    pub revision: i64,
-    pub status: &'static str,
-    pub position: Option<String>,
-    pub recorded_at: String,
-    pub bytes: i32,
-}
 
 /// The text form of `d`.
 pub fn render(d: &Details) -> String {
@@ -147,7 +54,8 @@ pub fn render(d: &Details) -> String {
         );
     }
     for e in &d.buffered_events {
-        field("events", format!("{} × {:?}", e.count, e.signal_name));
+        let plus = if e.count >= COUNT_CAP { "+" } else { "" };
+        field("events", format!("{}{plus} × {:?}", e.count, e.signal_name));
     }
     let mut text = t.render();
     let mut outputs = Table::new(&["OUTPUT OF TASK", "SIZE", "RECORDED"]);
@@ -172,9 +80,14 @@ pub fn render(d: &Details) -> String {
             bytes(i64::from(h.bytes)),
         ]);
     }
+    let plus = if d.history_entries >= COUNT_CAP {
+        "+"
+    } else {
+        ""
+    };
     let _ = writeln!(
         text,
-        "\nhistory: {} entries kept, newest {} shown",
+        "\nhistory: {}{plus} entries kept, newest {} shown",
         d.history_entries,
         d.history.len()
     );
