@@ -8,6 +8,10 @@
 //!   [`inspect::COUNT_CAP`] and say so, lists page by key.
 //! * [`act`]: cancel, pause, resume and send an event through the store
 //!   calls workers use, and count what a bulk action would touch.
+//! * [`act`]: the actions (cancel, pause, resume, send an event), through
+//!   the same store calls a `WorkflowClient` uses.
+//! * [`web`]: the dashboard itself, an `axum` router of pages and JSON
+//!   answers over [`inspect`] and [`act`] ([`Dashboard`]).
 //! * [`error`]: what failed.
 //!
 //! Reads need one plain connection (a role with `SELECT` on schema
@@ -34,11 +38,14 @@
 )]
 
 pub mod act;
+pub mod duration;
 pub mod error;
 mod format;
 pub mod inspect;
 #[doc(hidden)]
 pub mod plans;
 mod sql;
+pub mod web;
 
 pub use error::Error;
+pub use web::Dashboard;
