@@ -56,6 +56,9 @@ pub enum Command {
     /// What is not moving: expired or long-held claims, quarantined rows,
     /// tasks that cannot progress.
     Stuck(StuckArgs),
+    /// Serve the web dashboard (loopback, read-only unless --actions) until
+    /// Ctrl-C.
+    Dashboard(DashboardArgs),
 }
 
 impl Command {
@@ -71,9 +74,38 @@ impl Command {
             | Self::Resume(_)
             | Self::SendEvent(_)
             | Self::Prune(_) => true,
-            Self::Status | Self::List(_) | Self::Show(_) | Self::Stuck(_) => false,
+            Self::Status | Self::List(_) | Self::Show(_) | Self::Stuck(_) | Self::Dashboard(_) => {
+                false
+            }
         }
     }
+}
+
+/// `dashboard` arguments.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where to listen. Any address but loopback needs a token.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The path the dashboard is served under (behind a reverse proxy that
+    /// forwards that path as is), e.g. /ops/sayiir.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Allow cancel, pause, resume and send-event from the browser (off:
+    /// every non-GET request is refused and no action button is drawn).
+    #[arg(long)]
+    pub actions: bool,
+    /// A file holding the token every request must carry (bearer, or the
+    /// basic-auth password); else $SAYIIR_DASHBOARD_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Read pages from this server (a standby); actions still go to
+    /// --database-url.
+    #[arg(long, value_name = "URL")]
+    pub read_url: Option<String>,
+    /// Serve /metrics (Prometheus text), sampled at most every 10 s.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 /// `list`.

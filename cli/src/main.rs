@@ -23,7 +23,7 @@
 
 mod args;
 mod commands;
-mod duration;
+use sayiir_diesel_dashboard::duration;
 mod error;
 mod hex;
 mod output;

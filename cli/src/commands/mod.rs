@@ -2,6 +2,7 @@
 //! backend for actions.
 
 mod actions;
+mod dashboard;
 mod list;
 mod migrate;
 mod prune;
@@ -36,6 +37,7 @@ pub async fn run(command: Command, url: &str, json: bool) -> Result<(), CliError
         Command::SendEvent(args) => send_event::run(&out, &args).await,
         Command::Prune(args) => prune::run(&out, &args).await,
         Command::Stuck(args) => stuck::run(&out, &args).await,
+        Command::Dashboard(args) => dashboard::run(url, &args).await,
     };
     if writes {
         outcome.map_err(CliError::of_write)
