@@ -96,7 +96,7 @@ pub struct DashboardArgs {
     #[arg(long)]
     pub actions: bool,
     /// A file holding the token every request must carry (bearer, or the
-    /// basic-auth password); else $SAYIIR_DASHBOARD_TOKEN.
+    /// basic-auth password); else `$SAYIIR_DASHBOARD_TOKEN`.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
     /// Read pages from this server (a standby); actions still go to

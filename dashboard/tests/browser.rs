@@ -17,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serving::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sayiir_core::context::WorkflowContext;
 use sayiir_core::registry::TaskRegistry;
@@ -26,6 +25,7 @@ use sayiir_diesel::Status;
 use sayiir_diesel_dashboard::Dashboard;
 use sayiir_runtime::serialization::JsonCodec;
 use sayiir_runtime::{PooledWorker, WorkflowClient};
+use serving::*;
 
 const HOSTILE: &str = "<img src=x onerror=\"document.title='pwned'\">";
 

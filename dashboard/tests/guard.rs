@@ -6,9 +6,9 @@ mod serving;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
-use serving::*;
 use sayiir_diesel_dashboard::Dashboard;
 use sayiir_diesel_dashboard::web::Token;
+use serving::*;
 
 const TOKEN: &str = "a-long-enough-secret-token";
 

@@ -5,10 +5,10 @@ mod serving;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use serving::*;
 use sayiir_core::snapshot::{SignalKind, SignalRequest};
 use sayiir_diesel_dashboard::Dashboard;
 use sayiir_persistence::{SignalStore, SnapshotStore, TaskClaimStore};
+use serving::*;
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
