@@ -126,8 +126,8 @@ where
         self
     }
 
-    /// How long a finder's picks stay reserved for the polling worker
-    /// (default 2 s; `Duration::ZERO` turns it off; see [`Config::offer_lease`]).
+    /// How long a finder's picks stay offered to the polling worker, ahead
+    /// of other workers' finders (default 2 s; `Duration::ZERO` turns it off; see [`Config::offer_lease`]).
     #[must_use]
     pub fn offer_lease(mut self, d: Duration) -> Self {
         self.config.offer_lease = d;

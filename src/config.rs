@@ -16,8 +16,8 @@ pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_mins(1);
 /// Default crash-recovery grace period (see [`Config::recovery_grace`]).
 pub const DEFAULT_RECOVERY_GRACE: Duration = Duration::from_secs(30);
-/// Default time a finder's pick stays reserved for the worker it was
-/// handed to (see [`Config::offer_lease`]).
+/// Default time a finder's pick stays offered to the worker it was handed
+/// to, ahead of other workers' finders (see [`Config::offer_lease`]).
 pub const DEFAULT_OFFER_LEASE: Duration = Duration::from_secs(2);
 /// Default `application_name`, visible in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "sayiir-diesel";
@@ -55,13 +55,13 @@ pub struct Config {
     /// no live claim, before the finder makes that task runnable again
     /// (crash recovery, SPEC 4.7). Default [`DEFAULT_RECOVERY_GRACE`].
     pub recovery_grace: Duration,
-    /// How long the tasks a finder hands to a worker are passed over by
-    /// other workers' finders, so that workers polling at once get
-    /// different batches instead of racing for the same claims. It only
-    /// steers finders: a claim is still what decides, and a worker that
-    /// does not claim its picks in time (dead, or busy with a long task
-    /// earlier in its batch) leaves them to others when the lease ends.
-    /// `Duration::ZERO` turns it off. Default [`DEFAULT_OFFER_LEASE`].
+    /// How long the tasks a finder hands to a worker stay offered to it.
+    /// Other workers' finders return tasks offered to no one first, and
+    /// fill the rest of their limit with tasks offered to others, oldest
+    /// offer first: workers polling at once get different batches, yet a
+    /// claimable task is never hidden from anyone. It only steers finders:
+    /// a claim is what decides. `Duration::ZERO` turns it off. Default
+    /// [`DEFAULT_OFFER_LEASE`].
     pub offer_lease: Duration,
     /// A background pruner: the retention policy and how often it runs
     /// (first pass right after start-up; periods under

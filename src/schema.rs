@@ -130,7 +130,7 @@ pub mod sayiir {
             requested -> Bool,
             /// The worker a finder last handed this row to; a hint that spreads polling workers over different rows, never a lock (claims decide).
             offered_to -> Nullable<Text>,
-            /// Until when other workers' finders pass over this row (the offer lease).
+            /// Until when the offer to offered_to lasts: other workers' finders return this row only after the rows offered to no one, oldest offer first.
             offered_until -> Nullable<Timestamptz>,
             /// AtSignal: an event for the awaited signal was already buffered when the workflow parked; maintenance delivers it.
             event_waiting -> Bool,

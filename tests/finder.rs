@@ -281,9 +281,10 @@ async fn workers_polling_at_once_get_different_batches() {
         "{first:?} / {second:?}"
     );
     // A worker polling again is offered its own picks again; a third
-    // worker gets nothing while both leases run.
+    // worker, with nothing left that is offered to no one, is shown the
+    // others' picks, oldest offer first: an offer steers, it never hides.
     assert_eq!(found(&b, "w1", &[]).await, first);
-    assert!(found(&b, "w3", &[]).await.is_empty());
+    assert_eq!(found(&b, "w3", &[]).await, first);
     // A lease that ends leaves the picks to anyone.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let third = found(&b, "w3", &[]).await;
@@ -305,4 +306,61 @@ async fn workers_polling_at_once_get_different_batches() {
         .await
         .unwrap();
     assert!(claim.is_some());
+}
+
+#[tokio::test]
+async fn a_task_offered_to_one_worker_is_still_shown_to_another() {
+    let (_db, b) = backend().await;
+    let mut both = at_task("both", "a");
+    both.task_tags = vec!["gpu".into()];
+    b.save_snapshot(&mut both).await.unwrap();
+    let mut cpu = at_task("cpu-only", "a");
+    cpu.task_tags = vec!["cpu".into()];
+    b.save_snapshot(&mut cpu).await.unwrap();
+    // Worker A (gpu) polls first and is offered the one task it matches.
+    assert_eq!(found(&b, "a", &["gpu".into()]).await, ["both"]);
+    // Worker B (gpu and cpu) polls right after: it sees both tasks it could
+    // claim, the one offered to no one first.
+    assert_eq!(
+        found(&b, "b", &["gpu".into(), "cpu".into()]).await,
+        ["cpu-only", "both"]
+    );
+    // A never claims; B does, and its claim is what decides.
+    assert!(
+        b.claim_task("both", &tid("a"), "b", ttl(30))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(found(&b, "a", &["gpu".into()]).await.is_empty());
+}
+
+#[tokio::test]
+async fn open_tasks_fill_a_batch_before_tasks_offered_to_others() {
+    let (_db, b) = backend().await;
+    for i in 0..4 {
+        b.save_snapshot(&mut at_task(&format!("wf-{i}"), "a"))
+            .await
+            .unwrap();
+    }
+    let first: Vec<String> = b
+        .find_available_tasks("w1", 2, aging(), &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.instance_id.to_string())
+        .collect();
+    assert_eq!(first, ["wf-0", "wf-1"]);
+    // w2 asks for 3: the two open tasks, then one of w1's picks.
+    let second: Vec<String> = b
+        .find_available_tasks("w2", 3, aging(), &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.instance_id.to_string())
+        .collect();
+    assert_eq!(second, ["wf-2", "wf-3", "wf-0"]);
+    // Being shown w1's pick did not take it from w1: w1 still gets its own
+    // picks first.
+    assert_eq!(found(&b, "w1", &[]).await[..2], ["wf-0", "wf-1"]);
 }

@@ -22,9 +22,9 @@ use crate::queries::Raw;
 use crate::schema::sayiir::tasks;
 
 /// The finder: every dispatch rule decided on the queue row before
-/// `LIMIT`, one index walk per priority level, ordered by worker bias, aged
-/// priority and age; the picks are offered to the polling worker and
-/// hydrated.
+/// `LIMIT`, one index walk per priority level, ordered by offers, worker
+/// bias, aged priority and age; open picks are offered to the polling
+/// worker, tasks offered to others fill the rest, and all are hydrated.
 pub(crate) const FIND: &str = include_str!("tasks/find.sql");
 /// The same rules for one hinted (instance, task).
 pub(crate) const FIND_HINTED: &str = include_str!("tasks/find_hinted.sql");
@@ -112,7 +112,7 @@ pub(crate) struct Poll<'a> {
     pub worker_tags: &'a [String],
     /// At most this many picks.
     pub limit: i64,
-    /// How long the picks are offered to this worker alone, in ms.
+    /// How long the open picks are offered to this worker, in ms.
     pub offer_ms: f64,
 }
 
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn the_finders_call_the_one_dispatch_rule() {
         for (name, sql, calls) in [
-            ("find", FIND, 2),
+            ("find", FIND, 3),
             ("find_hinted", FIND_HINTED, 1),
             ("sample", SAMPLE, 2),
         ] {
