@@ -21,6 +21,13 @@ use crate::error::{Error, Result};
 /// The migrations of this crate, embedded at compile time.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// Where the files of [`MIGRATIONS`] were when this crate was built: the
+/// workspace's `migrations/`, or the copy inside the downloaded package
+/// (the package ships them). `sayiir-diesel-testkit` keys its template
+/// databases on their contents; nothing else should need it.
+#[doc(hidden)]
+pub const SOURCE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+
 /// The advisory lock key held while migrating ("sayiir" in ASCII, plus 1).
 pub const MIGRATION_LOCK_KEY: i64 = 0x7361_7969_6972_0001;
 

@@ -43,8 +43,10 @@ fn our_versions() -> Vec<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().unwrap().is_dir()) // not released.txt
         .map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
+            let name = e.file_name().into_string().unwrap();
             name.split('_').next().unwrap().replace('-', "")
         })
         .collect();

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, PgServer, TestDatabase};
 
-/// sayiir-diesel's migration directory in this workspace.
-const SAYIIR_MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+/// sayiir-diesel's migration directory: the workspace's, or the one in
+/// sayiir-diesel's downloaded package when this crate comes from a
+/// registry (where `../migrations` beside this crate does not exist).
+const SAYIIR_MIGRATIONS: &str = sayiir_diesel::migrations::SOURCE_DIR;
 
 /// A key for a template prepared by the migrations under `dirs`: a digest
 /// of every file below each directory (its path relative to that directory
