@@ -29,9 +29,10 @@ use query::{count_query, needs_window, page, window_query};
 pub const MAX_LIMIT: u32 = 1000;
 
 /// Which workflows [`list`] answers with, and the page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListFilter {
     /// Only workflows in this status.
+    #[serde(serialize_with = "status_name")]
     pub status: Option<Status>,
     /// Only workflows of this definition (the raw 32-byte hash).
     pub definition: Option<Vec<u8>>,
@@ -64,6 +65,12 @@ impl Default for ListFilter {
             limit: 50,
         }
     }
+}
+
+/// A status as its name (`Status` itself is not `Serialize`).
+#[allow(clippy::ref_option)] // the signature serde calls
+fn status_name<S: serde::Serializer>(status: &Option<Status>, out: S) -> Result<S::Ok, S::Error> {
+    status.map(Status::as_str).serialize(out)
 }
 
 /// One page of [`list`].
