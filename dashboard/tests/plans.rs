@@ -37,7 +37,7 @@ async fn loaded() -> (TestDatabase, AsyncPgConnection) {
     let db = test_db().await;
     let mut conn = connect(&db).await;
     stale_statistics(&mut conn).await;
-    finished(&mut conn, "", 5000).await;
+    finished(&mut conn, "", 5000, SPAN).await;
     running(&mut conn, "", 2000).await;
     parked(&mut conn, "", 500).await;
     (db, conn)

@@ -22,7 +22,7 @@ use crate::plans::Planner;
 use crate::sql::{Named, Zero, steer};
 
 /// The thresholds of [`stuck`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StuckFilter {
     /// Report live claims taken longer ago than this.
     pub held_longer_than: std::time::Duration,

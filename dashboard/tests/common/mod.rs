@@ -9,6 +9,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use sayiir_diesel_testkit::TestDatabase;
 use serde_json::Value;
 
+/// How long ago the finished workflows of the tests finished: up to 67
+/// minutes, so that the chart's hour holds most of them, not all.
+pub const SPAN: i64 = 4000;
+
 /// A fresh, migrated database of its own.
 pub async fn test_db() -> TestDatabase {
     sayiir_diesel_testkit::sayiir_database()
@@ -55,10 +59,10 @@ pub async fn analyse(conn: &mut AsyncPgConnection) {
 }
 
 /// `n` finished workflows `{prefix}done-0000001`…: Completed, Completed,
-/// Failed, Cancelled in turn, finished over the last 67 minutes
+/// Failed, Cancelled in turn, finished over the last `span_secs` seconds
 /// (updated_at = finished_at, as the snapshot write sets them), each with
 /// three history rows and one output.
-pub async fn finished(conn: &mut AsyncPgConnection, prefix: &str, n: i64) {
+pub async fn finished(conn: &mut AsyncPgConnection, prefix: &str, n: i64, span_secs: i64) {
     conn.batch_execute(&format!(
         "INSERT INTO sayiir.workflows
              (instance_id, definition_hash, status, snapshot, members, error,
@@ -72,7 +76,7 @@ pub async fn finished(conn: &mut AsyncPgConnection, prefix: &str, n: i64) {
                 3,
                 t.at - interval '1 minute', t.at, t.at
          FROM generate_series(1, {n}) AS i,
-              LATERAL (SELECT now() - (i * 37 % 4000) * interval '1 second' AS at) AS t;
+              LATERAL (SELECT now() - (i * 37 % {span_secs}) * interval '1 second' AS at) AS t;
          INSERT INTO sayiir.history
              (instance_id, revision, status, position_kind, snapshot, recorded_at)
          SELECT format('{prefix}done-%s', lpad(i::text, 7, '0')), r,

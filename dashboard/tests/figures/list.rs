@@ -98,7 +98,7 @@ fn cases() -> Vec<(ListFilter, &'static str)> {
 async fn pages_and_counts_hold_what_each_filter_matches() {
     let db = test_db().await;
     let mut conn = connect(&db).await;
-    finished(&mut conn, "", 120).await;
+    finished(&mut conn, "", 120, SPAN).await;
     running(&mut conn, "", 150).await;
     parked(&mut conn, "", 30).await;
     for (filter, matching) in cases() {

@@ -14,7 +14,7 @@ const RUNNABLE: &str =
 async fn the_overview_counts_what_the_tables_hold() {
     let db = test_db().await;
     let mut conn = connect(&db).await;
-    finished(&mut conn, "", 200).await;
+    finished(&mut conn, "", 200, SPAN).await;
     running(&mut conn, "", 200).await;
     parked(&mut conn, "", 30).await;
     let o = inspect::overview(&mut conn).await.unwrap();
@@ -103,7 +103,7 @@ async fn the_chart_counts_each_of_the_last_61_minutes() {
     let db = test_db().await;
     let mut conn = connect(&db).await;
     // Finished over the last 67 minutes: the oldest fall outside.
-    finished(&mut conn, "", 400).await;
+    finished(&mut conn, "", 400, SPAN).await;
     let minutes = inspect::finished_per_minute(&mut conn).await.unwrap();
     assert_eq!(minutes.len(), 61);
     let starts: Vec<chrono::DateTime<chrono::Utc>> =
