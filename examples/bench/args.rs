@@ -65,6 +65,10 @@ pub struct Args {
     /// `--replication`: synchronous vs asynchronous streaming replication
     /// (see replication.rs) instead of the workloads.
     pub replication: bool,
+    /// `--durable`: the throwaway server commits durably (`fsync`,
+    /// `synchronous_commit` and `full_page_writes` on, PostgreSQL's
+    /// defaults) instead of the testkit's fsync-off settings.
+    pub durable: bool,
 }
 
 /// Flags of `--scale`.
@@ -144,6 +148,11 @@ usage: cargo run --release --example bench -- [flags]
   --top N           print each backend's N most called statements in
                     round 1 (default 8, 0 = none)
   --only NAME       run one backend only: diesel | postgres
+  --durable         the throwaway server commits durably: fsync=on,
+                    synchronous_commit=on, full_page_writes=on (the
+                    server's defaults); without it they are off, which
+                    measures the backends' CPU and round trips but not
+                    the cost of a commit reaching the disk
 
   --replication     our backend on a primary with a streaming standby,
                     synchronous vs asynchronous replication, alternating
@@ -166,7 +175,9 @@ usage: cargo run --release --example bench -- [flags]
 
 DATABASE_URL names an existing server (databases are created and dropped
 on it; pg_stat_statements figures need the extension preloaded). Without
-it a throwaway server is started with pg_stat_statements.";
+it a throwaway server is started with pg_stat_statements (fsync off unless
+--durable). With DATABASE_URL, --durable checks that the server commits
+durably and refuses to run otherwise.";
 
 impl Args {
     pub fn parse() -> Result<Args, Error> {
@@ -190,6 +201,7 @@ impl Args {
             only: None,
             scale: None,
             replication: false,
+            durable: false,
         };
         let mut scale = ScaleArgs::default();
         let mut it = argv.into_iter();
@@ -200,6 +212,10 @@ impl Args {
             }
             if flag == "--replication" {
                 a.replication = true;
+                continue;
+            }
+            if flag == "--durable" {
+                a.durable = true;
                 continue;
             }
             if flag == "--scale" {
@@ -277,6 +293,13 @@ impl Args {
         }
         if a.scale.is_some() {
             a.scale = Some(scale);
+        }
+        if a.durable && a.replication {
+            return Err(
+                "--durable is for the workloads and --scale; --replication runs its \
+                        own pair of servers (fsync off)"
+                    .into(),
+            );
         }
         Ok(a)
     }

@@ -25,6 +25,9 @@ pub trait Backend: PersistentBackend + TaskClaimStore + Clone + Send + Sync + 's
     const OUTPUTS_TABLE: &'static str;
     /// The wake time of the earliest parked delay (`--scale` dispatch).
     const FIRST_WAKE_SQL: &'static str;
+    /// A `LIKE` pattern matching its claim statement, and only that, in
+    /// `pg_stat_statements` (claims attempted per step: the herd figure).
+    const CLAIM_LIKE: &'static str;
     /// Connects with a pool of `pool` connections, migrating if needed.
     fn open(url: &str, pool: usize) -> impl Future<Output = Result<Self, Error>>;
     /// The instance `--scale` times the finder on: repeated calls by one
@@ -48,6 +51,8 @@ impl Backend for DieselBackend<JsonCodec> {
     const OUTPUTS_TABLE: &'static str = "sayiir.task_outputs";
     const FIRST_WAKE_SQL: &'static str =
         "SELECT min(wake_at) AS t FROM sayiir.tasks WHERE position_kind = 'AtDelay'";
+    /// src/models/claims/claim.sql (the one statement that inserts a claim).
+    const CLAIM_LIKE: &'static str = "%INSERT INTO sayiir.claims AS c%";
 
     async fn open(url: &str, pool: usize) -> Result<Self, Error> {
         Ok(DieselBackend::builder(url)
@@ -92,6 +97,9 @@ impl Backend for PostgresBackend<JsonCodec> {
     const OUTPUTS_TABLE: &'static str = "sayiir_workflow_tasks";
     const FIRST_WAKE_SQL: &'static str = "SELECT min(delay_wake_at) AS t \
          FROM sayiir_workflow_snapshots WHERE position_kind = 'AtDelay'";
+    /// `claim_task` in sayiir-postgres 1.0's task_claim_store.rs (its one
+    /// insert into the claims table).
+    const CLAIM_LIKE: &'static str = "%INSERT INTO sayiir\\_workflow\\_claims%";
 
     async fn open(url: &str, pool: usize) -> Result<Self, Error> {
         let options = PoolOptions {

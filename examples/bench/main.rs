@@ -60,7 +60,7 @@ async fn bench() -> Result<(), Error> {
     if args.replication {
         return replication::replication(&args).await;
     }
-    let mut server = Server::open(args.scale.is_some()).await?;
+    let mut server = Server::open(args.scale.is_some(), args.durable).await?;
     let ticks = procstat::clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("sayiir backend benchmark: sayiir-postgres 1.0.0 vs sayiir-diesel (JsonCodec)");
@@ -68,7 +68,7 @@ async fn bench() -> Result<(), Error> {
         "machine: {cores} cores | PostgreSQL {} ({}) | pg_stat_statements: {} | server CPU: {}",
         server.version,
         if server.throwaway {
-            "throwaway local server, fsync=off"
+            "throwaway local server"
         } else {
             "DATABASE_URL"
         },
@@ -76,6 +76,17 @@ async fn bench() -> Result<(), Error> {
         server
             .postmaster
             .map_or_else(|| "n/a".to_owned(), |pid| format!("postmaster pid {pid}")),
+    );
+    println!(
+        "commits: {} ({})",
+        server.durability.describe(),
+        if args.durable {
+            "--durable"
+        } else if server.throwaway {
+            "the throwaway server's default; --durable for fsync=on"
+        } else {
+            "DATABASE_URL's settings"
+        }
     );
     println!("source: {}", source_state());
     if let Some(sa) = &args.scale {
@@ -102,7 +113,9 @@ async fn bench() -> Result<(), Error> {
         "throughput: first submit -> every workflow Completed (polled every 2 ms once all \
          last steps ran); latency: submit -> last step ran (recorded in the step, so \
          without the final Completed save); statements and transactions from \
-         pg_stat_statements and pg_stat_database, the bench's own queries left out; CPU \
+         pg_stat_statements and pg_stat_database, the bench's own queries left out; \
+         claims/step: calls of the backend's claim statement per step executed (1.00: no \
+         claim lost to another worker); CPU \
          from /proc (server: postmaster + children, exited ones via cutime); run peak \
          RSS via /proc/self/clear_refs.\n"
     );

@@ -23,6 +23,16 @@ fn per_wf(o: &Outcome, n: Option<i64>) -> Option<f64> {
     Some(n? as f64 / o.workflows as f64)
 }
 
+/// The herd figure: claim statements run (won or lost) per step the
+/// workers executed. 1.0 means every claim attempt ran a step; above it,
+/// workers raced for the same tasks and the losers' claims were wasted.
+fn claims_per_step(o: &Outcome) -> Option<f64> {
+    match (o.claims?, o.executions) {
+        (_, 0) => None,
+        (c, e) => Some(c as f64 / e as f64),
+    }
+}
+
 /// A figure of a run, and which way is better.
 struct Metric {
     name: &'static str,
@@ -66,6 +76,11 @@ const METRICS: &[Metric] = &[
         name: "duplicate steps",
         better: "lower",
         get: |o| Some(o.executions.saturating_sub(o.distinct) as f64),
+    },
+    Metric {
+        name: "claims/step",
+        better: "lower",
+        get: claims_per_step,
     },
     Metric {
         name: "client CPU s",
@@ -131,7 +146,8 @@ pub fn line(o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64();
     let mut s = format!(
         "{name} {} wf in {secs:.2} s: {:.1} wf/s {:.1} steps/s | latency p50 {} p99 {} ms | \
-         {} stmts/wf {} xacts/wf ({} rolled back) | dup {} missing {} stray {} | CPU client {} s \
+         {} stmts/wf {} xacts/wf ({} rolled back) | claims/step {} | dup {} missing {} stray {} \
+         | CPU client {} s \
          server {} s (other processes {} s) | RSS {} MiB (run peak {})",
         o.workflows,
         o.workflows as f64 / secs,
@@ -141,6 +157,7 @@ pub fn line(o: &Outcome) -> String {
         fmt(per_wf(o, o.statements)),
         fmt(per_wf(o, o.transactions)),
         fmt(per_wf(o, o.rollbacks)),
+        fmt(claims_per_step(o)),
         o.executions.saturating_sub(o.distinct),
         o.expected.saturating_sub(o.distinct),
         o.stray,

@@ -41,6 +41,8 @@ pub struct Outcome {
     pub transactions: Option<i64>,
     /// Of which rolled back (a statement that failed, or an explicit ROLLBACK).
     pub rollbacks: Option<i64>,
+    /// Calls of the backend's claim statement (attempts, won or lost).
+    pub claims: Option<i64>,
     /// Step executions, distinct (workflow, step) pairs, expected pairs.
     pub executions: u64,
     pub distinct: u64,
@@ -77,6 +79,7 @@ impl Outcome {
             statements: None,
             transactions: None,
             rollbacks: None,
+            claims: None,
             executions: 0,
             distinct: 0,
             expected: 0,
@@ -203,6 +206,7 @@ async fn measure<B: Backend>(
     out.transactions = Some(server.transactions(oid).await? - xacts_before - monitor_calls);
     out.rollbacks = Some(server.rollbacks(oid).await? - rollbacks_before);
     out.statements = server.statements(oid).await?;
+    out.claims = server.calls_like(oid, B::CLAIM_LIKE).await?;
     if out.round == 0 && args.top > 0 {
         out.top = server.top_statements(oid, i64::try_from(args.top)?).await?;
     }

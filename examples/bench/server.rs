@@ -57,6 +57,57 @@ pub enum Explain {
     Slower(u32),
 }
 
+/// The settings that decide whether a commit reaches the disk before it
+/// returns, as the server reports them.
+pub struct Durability {
+    pub fsync: String,
+    pub synchronous_commit: String,
+    pub full_page_writes: String,
+    pub wal_sync_method: String,
+}
+
+impl Durability {
+    /// The three settings at PostgreSQL's defaults: a commit returns once
+    /// its WAL is flushed, and a crash cannot tear a page.
+    pub fn durable(&self) -> bool {
+        self.fsync == "on" && self.synchronous_commit == "on" && self.full_page_writes == "on"
+    }
+
+    /// For the header, e.g. `durable: fsync=on, synchronous_commit=on,
+    /// full_page_writes=on, wal_sync_method=fdatasync`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: fsync={}, synchronous_commit={}, full_page_writes={}{}",
+            if self.durable() {
+                "durable"
+            } else {
+                "NOT durable"
+            },
+            self.fsync,
+            self.synchronous_commit,
+            self.full_page_writes,
+            if self.fsync == "on" {
+                format!(", wal_sync_method={}", self.wal_sync_method)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// A server setting's current value.
+async fn setting(conn: &mut AsyncPgConnection, name: &str) -> Result<String, Error> {
+    Ok(diesel::sql_query("SELECT current_setting($1) AS s")
+        .bind::<Text, _>(name)
+        .get_result::<Str>(conn)
+        .await?
+        .s)
+}
+
+/// Settings that turn the testkit's fsync-off server back to PostgreSQL's
+/// durable defaults (passed after the testkit's own `-c`s, so they win).
+const DURABLE_SETTINGS: [&str; 3] = ["fsync=on", "synchronous_commit=on", "full_page_writes=on"];
+
 /// The server, an admin connection to its maintenance database, and what
 /// it offers (`pg_stat_statements`, a local postmaster to sample).
 pub struct Server {
@@ -66,14 +117,19 @@ pub struct Server {
     pub statements: bool,
     pub postmaster: Option<u32>,
     pub throwaway: bool,
+    pub durability: Durability,
 }
 
 impl Server {
     /// `DATABASE_URL`'s server, or a throwaway one with `pg_stat_statements`.
     /// `track_planning`: also record planning time and the number of
     /// plans per statement (`--scale`; it costs a little on every
-    /// statement, so the workload runs leave it off).
-    pub async fn open(track_planning: bool) -> Result<Server, Error> {
+    /// statement, so the workload runs leave it off). `durable`: the
+    /// throwaway server keeps PostgreSQL's durable defaults (fsync,
+    /// synchronous_commit and full_page_writes on) instead of the
+    /// testkit's fsync-off settings; with `DATABASE_URL`, an error unless
+    /// that server already commits durably.
+    pub async fn open(track_planning: bool, durable: bool) -> Result<Server, Error> {
         let external = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
         let pg = tokio::task::spawn_blocking(move || {
             let mut settings = vec![
@@ -86,6 +142,9 @@ impl Server {
             if track_planning {
                 settings.push("pg_stat_statements.track_planning=on");
             }
+            if durable {
+                settings.extend(DURABLE_SETTINGS);
+            }
             PgServer::start_with(&settings)
         })
         .await??;
@@ -94,6 +153,15 @@ impl Server {
             .get_result::<Str>(&mut admin)
             .await?
             .s;
+        let durability = Durability {
+            fsync: setting(&mut admin, "fsync").await?,
+            synchronous_commit: setting(&mut admin, "synchronous_commit").await?,
+            full_page_writes: setting(&mut admin, "full_page_writes").await?,
+            wal_sync_method: setting(&mut admin, "wal_sync_method").await?,
+        };
+        if durable && !durability.durable() {
+            return Err(format!("--durable, but the server is {}", durability.describe()).into());
+        }
         // Needs the library preloaded; the view lives in the maintenance
         // database and covers every database (we filter by dbid).
         let statements = admin
@@ -125,6 +193,7 @@ impl Server {
             statements,
             postmaster,
             throwaway: !external,
+            durability,
         })
     }
 
@@ -312,6 +381,26 @@ impl Server {
              WHERE dbid::bigint = $1 AND query NOT LIKE '%sayiir-bench monitor%'",
         )
         .bind::<BigInt, _>(oid)
+        .get_result::<Num>(&mut self.admin)
+        .await?
+        .n;
+        Ok(Some(n))
+    }
+
+    /// Calls since the last reset of the database's statements whose text
+    /// matches the `LIKE` pattern `like`. `None` without
+    /// `pg_stat_statements`.
+    pub async fn calls_like(&mut self, oid: i64, like: &str) -> Result<Option<i64>, Error> {
+        if !self.statements {
+            return Ok(None);
+        }
+        let n = diesel::sql_query(
+            "SELECT coalesce(sum(calls), 0)::bigint AS n FROM pg_stat_statements \
+             WHERE dbid::bigint = $1 AND query LIKE $2 \
+               AND query NOT LIKE '%sayiir-bench monitor%'",
+        )
+        .bind::<BigInt, _>(oid)
+        .bind::<Text, _>(like)
         .get_result::<Num>(&mut self.admin)
         .await?
         .n;
