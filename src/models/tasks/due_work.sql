@@ -34,11 +34,13 @@ FROM (
             OR q.queued_at <= now() - $1::float8 * interval '1 millisecond')
      LIMIT $2)
     UNION
-    -- A delay that expired, or a signal wait that timed out.
+    -- A delay that expired, or a signal wait that timed out: only parked
+    -- rows have a wake_at, so no test of position_kind, which would let
+    -- the planner walk the dashboard's tasks_parked_idx (kind first) over
+    -- every parked row instead of tasks_wake_at_idx from its start.
     (SELECT q.instance_id, q.queued_at
      FROM sayiir.tasks AS q
      WHERE q.wake_at <= now()
-       AND q.position_kind IN ('AtDelay', 'AtSignal')
        AND q.quarantined IS NULL
        AND (q.claimed_until IS NULL OR q.claimed_until <= now())
      ORDER BY q.wake_at
