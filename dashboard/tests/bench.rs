@@ -7,26 +7,30 @@
 //!
 //! A fresh database gets statistics of empty tables, then 1 M finished
 //! workflows (finished over the last week; 3 M history rows, 1 M outputs),
-//! 20 000 queued and 5 000 parked ones, written with `INSERT … SELECT
+//! 100 000 queued and 5 000 parked ones, written with `INSERT … SELECT
 //! generate_series`. Each read runs 20 times on stale statistics, then 20
 //! times after `VACUUM ANALYZE`; the table gives p50 and p95 in
-//! milliseconds. Last, the chart's worst case: 300 000 more finished in
+//! milliseconds. The same for every page and `/api` answer through the
+//! dashboard's whole router (guard, reads, templates; no socket). Last,
+//! the chart's worst case: 300 000 more finished in
 //! the last hour. The CLI's
 //! statements before `inspect` (the `GROUP BY` of `status_counts` and
 //! unbounded counts; the list ordered by the default collation) run beside
 //! them for comparison.
 
 mod common;
+mod serving;
 
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use common::*;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sayiir_diesel::schema::sayiir::{events, signals, tasks, workflows};
 use sayiir_diesel::{QueuedPosition, Status, reports};
-use sayiir_diesel_dashboard::act;
 use sayiir_diesel_dashboard::inspect::{self, ListFilter, StuckFilter};
+use sayiir_diesel_dashboard::{Dashboard, act};
 
 const CALLS: usize = 20;
 
@@ -192,6 +196,49 @@ async fn measure(conn: &mut AsyncPgConnection) -> Vec<(&'static str, (f64, f64))
     ]
 }
 
+/// The pages and `/api` answers a person or a script asks for, through the
+/// whole router (guard, reads, templates), as `(uri, p50, p95)`.
+async fn pages(app: &axum::Router) -> Vec<(&'static str, (f64, f64))> {
+    let mut out = Vec::new();
+    for uri in [
+        "/",
+        "/workflows",
+        "/workflows?status=Completed",
+        "/workflows?status=Failed&older_than=30m",
+        "/workflows?prefix=done-05",
+        "/workflows/done-0500000",
+        "/stuck",
+        "/queue",
+        "/api/status",
+        "/api/workflows?status=Completed",
+        "/api/workflows/done-0500000",
+        "/api/stuck",
+    ] {
+        let mut took: Vec<Duration> = Vec::with_capacity(CALLS);
+        for _ in 0..CALLS {
+            let started = Instant::now();
+            let answer = serving::get(app, uri).await;
+            took.push(started.elapsed());
+            assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.body);
+        }
+        took.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        out.push((
+            uri,
+            (ms(took[CALLS / 2 - 1]), ms(took[CALLS * 95 / 100 - 1])),
+        ));
+    }
+    out
+}
+
+fn table(stale: &[(&str, (f64, f64))], fresh: &[(&str, (f64, f64))]) {
+    println!("| read | stale p50 | stale p95 | analysed p50 | analysed p95 |");
+    println!("|---|---|---|---|---|");
+    for ((name, (s50, s95)), (_, (f50, f95))) in stale.iter().zip(fresh) {
+        println!("| {name} | {s50:.1} | {s95:.1} | {f50:.1} | {f95:.1} |");
+    }
+}
+
 /// A week's retention.
 const WEEK: i64 = 7 * 24 * 3600;
 
@@ -203,17 +250,23 @@ async fn reads_at_a_million_finished_workflows() {
     stale_statistics(&mut conn).await;
     let started = Instant::now();
     finished(&mut conn, "", 1_000_000, WEEK).await;
-    running(&mut conn, "", 20_000).await;
+    running(&mut conn, "", 100_000).await;
     parked(&mut conn, "", 5_000).await;
     eprintln!("loaded in {:?}", started.elapsed());
+    let backend = act::Backend::builder(db.url())
+        .run_migrations(false)
+        .build()
+        .await
+        .unwrap();
+    let app = serving::app(&Dashboard::new(backend), "");
     let stale = measure(&mut conn).await;
+    let stale_pages = pages(&app).await;
     analyse(&mut conn).await;
     let fresh = measure(&mut conn).await;
-    println!("| read | stale p50 | stale p95 | analysed p50 | analysed p95 |");
-    println!("|---|---|---|---|---|");
-    for ((name, (s50, s95)), (_, (f50, f95))) in stale.iter().zip(&fresh) {
-        println!("| {name} | {s50:.1} | {s95:.1} | {f50:.1} | {f95:.1} |");
-    }
+    let fresh_pages = pages(&app).await;
+    table(&stale, &fresh);
+    println!();
+    table(&stale_pages, &fresh_pages);
     // The chart's worst case: a burst of 300 000 finished in the last hour
     // (about 5000 a minute: 2500 Completed, 1250 Failed, 1250 Cancelled,
     // all read), before and after the next VACUUM ANALYZE.

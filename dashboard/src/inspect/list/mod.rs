@@ -68,7 +68,7 @@ impl Default for ListFilter {
 }
 
 /// A status as its name (`Status` itself is not `Serialize`).
-#[allow(clippy::ref_option)] // the signature serde calls
+#[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)] // the signature serde calls
 fn status_name<S: serde::Serializer>(status: &Option<Status>, out: S) -> Result<S::Ok, S::Error> {
     status.map(Status::as_str).serialize(out)
 }
