@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 
+mod evidence;
+
+pub use evidence::EVIDENCE_TARGET;
+pub(crate) use evidence::{Step, reported, taken_over};
+
 /// Histogram, label `op` (the store trait method): seconds one store call
 /// took, from entry to return (a call whose future was dropped counts up to
 /// the drop). `wait_for_wakeup` measures the wait itself.
@@ -153,7 +158,6 @@ macro_rules! ops {
 
         impl Op {
             /// The label value: the trait method's name.
-            #[cfg(test)]
             pub(crate) const fn name(self) -> &'static str {
                 match self {
                     $(Op::$variant => $name,)*

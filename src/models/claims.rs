@@ -89,9 +89,13 @@ pub(crate) struct ClaimOutcome {
     /// means another live claim holds it).
     #[diesel(sql_type = Bool)]
     pub runnable: bool,
-    /// An expired claim was on record (a claim taken replaced it).
-    #[diesel(sql_type = Bool)]
-    pub expired_claim: bool,
+    /// The worker whose expired claim was on record (a claim taken
+    /// replaced it).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub expired_holder: Option<String>,
+    /// The task of that expired claim.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub expired_task: Option<Vec<u8>>,
     /// Epoch seconds of the claim taken, `None` when refused.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub claimed_at: Option<i64>,

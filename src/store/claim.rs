@@ -34,7 +34,7 @@ use crate::dispatch::{Poll, retry_transient};
 use crate::error::Error;
 use crate::input::{check_id, check_key, check_text};
 use crate::models::claims::{self, ClaimChange};
-use crate::telemetry::{self, Op, Refusal, store_call};
+use crate::telemetry::{self, Op, Refusal, Step, reported, store_call};
 
 fn epoch(secs: i64) -> u64 {
     u64::try_from(secs).unwrap_or(0)
@@ -60,6 +60,15 @@ fn claim_changed(
     }
 }
 
+/// The claimed step a claim call is about, for its evidence event.
+fn step<'a>(instance_id: &'a str, task_id: TaskId, worker_id: &'a str) -> Step<'a> {
+    Step {
+        instance: instance_id,
+        task: Some(task_id),
+        worker: Some(worker_id),
+    }
+}
+
 impl<C> TaskClaimStore for DieselBackend<C>
 where
     C: SnapshotCodec + Send + Sync + 'static,
@@ -73,28 +82,39 @@ where
         ttl: Option<chrono::Duration>,
     ) -> Result<Option<TaskClaim>, BackendError> {
         let _timer = store_call(Op::ClaimTask);
-        check_id("instance id", instance_id)?;
-        check_key("worker id", worker_id)?;
-        let seen = self.inner.seen.take(worker_id, instance_id, *task_id);
-        let mut conn = self.conn().await?;
-        let ttl_ms = ttl.map(|t| t.num_milliseconds());
-        let row = claims::claim(&mut conn, instance_id, *task_id, worker_id, ttl_ms, seen).await?;
-        if !row.found {
-            telemetry::claim_refused(Refusal::NotFound);
-            return Err(Error::NotFound(format!("{instance_id}:{task_id}")).into());
+        let step = step(instance_id, *task_id, worker_id);
+        let claimed = async {
+            check_id("instance id", instance_id)?;
+            check_key("worker id", worker_id)?;
+            let seen = self.inner.seen.take(worker_id, instance_id, *task_id);
+            let mut conn = self.conn().await?;
+            let ttl_ms = ttl.map(|t| t.num_milliseconds());
+            let row =
+                claims::claim(&mut conn, instance_id, *task_id, worker_id, ttl_ms, seen).await?;
+            if !row.found {
+                telemetry::claim_refused(Refusal::NotFound);
+                return Err(Error::NotFound(format!("{instance_id}:{task_id}")));
+            }
+            match (row.claimed_at.is_some(), row.runnable) {
+                (true, _) => {
+                    telemetry::claim_taken(row.expired_holder.is_some());
+                    if let (Some(worker), Some(task)) = (&row.expired_holder, &row.expired_task) {
+                        telemetry::taken_over(step, worker, task);
+                    }
+                }
+                (false, true) => telemetry::claim_refused(Refusal::Claimed),
+                (false, false) => telemetry::claim_refused(Refusal::NotRunnable),
+            }
+            Ok(row.claimed_at.map(|claimed_at| TaskClaim {
+                instance_id: Arc::from(instance_id),
+                task_id: *task_id,
+                worker_id: worker_id.to_owned(),
+                claimed_at: epoch(claimed_at),
+                expires_at: row.expires_at.map(epoch),
+            }))
         }
-        match (row.claimed_at.is_some(), row.runnable) {
-            (true, _) => telemetry::claim_taken(row.expired_claim),
-            (false, true) => telemetry::claim_refused(Refusal::Claimed),
-            (false, false) => telemetry::claim_refused(Refusal::NotRunnable),
-        }
-        Ok(row.claimed_at.map(|claimed_at| TaskClaim {
-            instance_id: Arc::from(instance_id),
-            task_id: *task_id,
-            worker_id: worker_id.to_owned(),
-            claimed_at: epoch(claimed_at),
-            expires_at: row.expires_at.map(epoch),
-        }))
+        .await;
+        reported(Op::ClaimTask, step, claimed)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id, %worker_id))]
@@ -105,11 +125,16 @@ where
         worker_id: &str,
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::ReleaseTaskClaim);
-        check_id("instance id", instance_id)?;
-        check_key("worker id", worker_id)?;
-        let mut conn = self.conn().await?;
-        let change = claims::release(&mut conn, instance_id, *task_id, worker_id).await?;
-        Ok(claim_changed(&change, instance_id, *task_id, worker_id)?)
+        let released = async {
+            check_id("instance id", instance_id)?;
+            check_key("worker id", worker_id)?;
+            let mut conn = self.conn().await?;
+            let change = claims::release(&mut conn, instance_id, *task_id, worker_id).await?;
+            claim_changed(&change, instance_id, *task_id, worker_id)
+        }
+        .await;
+        let step = step(instance_id, *task_id, worker_id);
+        reported(Op::ReleaseTaskClaim, step, released)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(%instance_id, %task_id, %worker_id))]
@@ -121,13 +146,18 @@ where
         additional_duration: chrono::Duration,
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::ExtendTaskClaim);
-        check_id("instance id", instance_id)?;
-        check_key("worker id", worker_id)?;
-        let mut conn = self.conn().await?;
-        let additional_ms = additional_duration.num_milliseconds();
-        let change =
-            claims::extend(&mut conn, instance_id, *task_id, worker_id, additional_ms).await?;
-        Ok(claim_changed(&change, instance_id, *task_id, worker_id)?)
+        let extended = async {
+            check_id("instance id", instance_id)?;
+            check_key("worker id", worker_id)?;
+            let mut conn = self.conn().await?;
+            let additional_ms = additional_duration.num_milliseconds();
+            let change =
+                claims::extend(&mut conn, instance_id, *task_id, worker_id, additional_ms).await?;
+            claim_changed(&change, instance_id, *task_id, worker_id)
+        }
+        .await;
+        let step = step(instance_id, *task_id, worker_id);
+        reported(Op::ExtendTaskClaim, step, extended)
     }
 
     /// Transient failures (a lost connection, a restarting server, a pool

@@ -10,6 +10,8 @@
 //! | `delete_snapshot` | BEGIN, delete workflow (cascades), delete events, COMMIT | 4 | yes |
 //! | `list_snapshots` | 1 | 1 | no |
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use sayiir_core::TaskId;
@@ -25,7 +27,7 @@ use crate::models::workflows::{self, check_snapshot_text};
 use crate::persist::Persist;
 use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
-use crate::telemetry::{Op, store_call};
+use crate::telemetry::{Op, Step, reported, store_call};
 
 impl<C> SnapshotStore for DieselBackend<C>
 where
@@ -36,17 +38,27 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(instance_id = %snapshot.instance_id))]
     async fn save_snapshot(&self, snapshot: &mut WorkflowSnapshot) -> Result<(), BackendError> {
         let _timer = store_call(Op::SaveSnapshot);
-        check_snapshot_text(snapshot)?;
-        let outputs = member_outputs(snapshot);
-        snapshot.strip_task_outputs();
-        let blob = crate::codec::encode(&self.inner.codec, snapshot);
-        snapshot.hydrate_task_outputs(outputs.iter().cloned());
-        let blob = blob?;
-        let mut conn = self.conn().await?;
-        let write = self.write_options(blob, &outputs, Persist::Notify);
-        workflows::write(&mut conn, snapshot, write).await?;
-        snapshot.output_unflushed = false;
-        Ok(())
+        let instance_id = Arc::clone(&snapshot.instance_id);
+        let saved = async {
+            check_snapshot_text(snapshot)?;
+            let outputs = member_outputs(snapshot);
+            snapshot.strip_task_outputs();
+            let blob = crate::codec::encode(&self.inner.codec, snapshot);
+            snapshot.hydrate_task_outputs(outputs.iter().cloned());
+            let blob = blob?;
+            let mut conn = self.conn().await?;
+            let write = self.write_options(blob, &outputs, Persist::Notify);
+            workflows::write(&mut conn, snapshot, write).await?;
+            snapshot.output_unflushed = false;
+            Ok(())
+        }
+        .await;
+        let step = Step {
+            instance: &instance_id,
+            task: None,
+            worker: None,
+        };
+        reported(Op::SaveSnapshot, step, saved)
     }
 
     /// Locks the row, applies `mark_task_completed` when InProgress and
@@ -60,24 +72,32 @@ where
         output: bytes::Bytes,
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::SaveTaskResult);
-        check_lookup_id(instance_id)?;
-        let mut conn = self.conn().await?;
-        conn.transaction(async |conn| {
-            let Some(locked) = workflows::lock(conn, instance_id).await? else {
-                return Err(Error::NotFound(instance_id.to_owned()));
-            };
-            if locked.status != Status::InProgress {
-                return Ok(());
-            }
-            let mut snapshot = locked.decode(&self.inner.codec)?;
-            snapshot.mark_task_completed(*task_id, output.clone());
-            let outputs = [(*task_id, output)];
-            self.persist(conn, &mut snapshot, &outputs, Persist::Quiet)
-                .await
-                .map(drop)
-        })
-        .await?;
-        Ok(())
+        let saved = async {
+            check_lookup_id(instance_id)?;
+            let mut conn = self.conn().await?;
+            conn.transaction(async |conn| {
+                let Some(locked) = workflows::lock(conn, instance_id).await? else {
+                    return Err(Error::NotFound(instance_id.to_owned()));
+                };
+                if locked.status != Status::InProgress {
+                    return Ok(());
+                }
+                let mut snapshot = locked.decode(&self.inner.codec)?;
+                snapshot.mark_task_completed(*task_id, output.clone());
+                let outputs = [(*task_id, output)];
+                self.persist(conn, &mut snapshot, &outputs, Persist::Quiet)
+                    .await
+                    .map(drop)
+            })
+            .await
+        }
+        .await;
+        let step = Step {
+            instance: instance_id,
+            task: Some(*task_id),
+            worker: None,
+        };
+        reported(Op::SaveTaskResult, step, saved)
     }
 
     /// One statement; `NotFound` only when the row is absent.

@@ -55,6 +55,7 @@
 //! was tried, never a silently skipped test.
 
 mod databases;
+mod evidence;
 mod pgbouncer;
 pub mod proxy;
 mod replica;
@@ -62,6 +63,7 @@ mod roles;
 mod server;
 mod template;
 pub use databases::{empty_database, migrations_key, sayiir_database, sayiir_database_with};
+pub use evidence::{Evidence, EvidenceSink};
 pub use pgbouncer::{PgBouncer, PoolMode, pgbouncer_bin};
 pub use proxy::Proxy;
 pub use replica::{PairWithDatabase, ReplicatedPair};

@@ -11,12 +11,18 @@ WITH wf AS (
                AND current_task_id = $2
                AND NOT ($2 = ANY (members))
                AND ($5::int8 IS NULL OR revision = $5::int8) AS runnable,
-           -- For metrics: an expired claim the upsert below may replace
-           -- (read at the statement's start).
-           EXISTS (SELECT 1
-                   FROM sayiir.claims AS old
-                   WHERE old.instance_id = $1
-                     AND NOT sayiir.claim_is_live(old.expires_at)) AS expired_claim
+           -- For metrics and the takeover's tracing event: the holder and
+           -- task of an expired claim the upsert below may replace (read at
+           -- the statement's start; a claim or extension since would be live
+           -- at the upsert, which then refuses).
+           (SELECT old.worker_id
+            FROM sayiir.claims AS old
+            WHERE old.instance_id = $1
+              AND NOT sayiir.claim_is_live(old.expires_at)) AS expired_holder,
+           (SELECT old.task_id
+            FROM sayiir.claims AS old
+            WHERE old.instance_id = $1
+              AND NOT sayiir.claim_is_live(old.expires_at)) AS expired_task
     FROM sayiir.workflows
     WHERE instance_id = $1
     FOR NO KEY UPDATE
@@ -45,7 +51,8 @@ mirrored AS (
 )
 SELECT EXISTS (SELECT 1 FROM wf) AS found,
        COALESCE((SELECT wf.runnable FROM wf), false) AS runnable,
-       COALESCE((SELECT wf.expired_claim FROM wf), false) AS expired_claim,
+       (SELECT wf.expired_holder FROM wf) AS expired_holder,
+       (SELECT wf.expired_task FROM wf) AS expired_task,
        claimed.claimed_at,
        claimed.expires_at
 FROM (SELECT 1) AS one

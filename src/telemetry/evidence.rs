@@ -1,0 +1,68 @@
+//! `tracing` events that explain a step run twice: each failed store call
+//! of a claimed step (claim, save, release, heartbeat), and each claim that
+//! replaced another worker's expired one, naming that worker. All carry
+//! their ids as fields of the event itself, so a subscriber needs no span
+//! state, and never a payload.
+//!
+//! The chaos soak (`examples/soak`) writes them to each worker's log and
+//! accepts a repeated step only when such an event (or the death of the
+//! first run's process) shows that the first run lost its claim.
+
+use sayiir_core::TaskId;
+use sayiir_persistence::BackendError;
+
+use super::Op;
+use crate::error::Error;
+
+/// The `tracing` target of these events, to enable or route them
+/// (`sayiir_diesel::store=info`): a `WARN` event `store call failed` and an
+/// `INFO` event `claim taken over`.
+pub const EVIDENCE_TARGET: &str = "sayiir_diesel::store";
+
+/// Which claimed step a store call was for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step<'a> {
+    /// The workflow.
+    pub instance: &'a str,
+    /// The task, where the call names one.
+    pub task: Option<TaskId>,
+    /// The worker, where the call names one.
+    pub worker: Option<&'a str>,
+}
+
+/// `result` at the trait boundary; a failure is reported first.
+pub(crate) fn reported<T>(
+    op: Op,
+    step: Step<'_>,
+    result: Result<T, Error>,
+) -> Result<T, BackendError> {
+    result.map_err(|error| {
+        tracing::warn!(
+            target: EVIDENCE_TARGET,
+            op = op.name(),
+            instance_id = step.instance,
+            task_id = step.task.map(tracing::field::display),
+            worker_id = step.worker,
+            transient = error.is_transient(),
+            error = %error,
+            "store call failed"
+        );
+        BackendError::from(error)
+    })
+}
+
+/// A claim taken from `previous_worker`, whose claim on `previous_task`
+/// had expired.
+pub(crate) fn taken_over(step: Step<'_>, previous_worker: &str, previous_task: &[u8]) {
+    let previous_task =
+        crate::codec::task_id(previous_task).map_or_else(|_| String::from("?"), |t| t.to_string());
+    tracing::info!(
+        target: EVIDENCE_TARGET,
+        instance_id = step.instance,
+        task_id = step.task.map(tracing::field::display),
+        worker_id = step.worker,
+        previous_worker,
+        previous_task,
+        "claim taken over"
+    );
+}
