@@ -13,11 +13,15 @@ soak: a chaos soak of sayiir-diesel under PooledWorker processes
   --rate R        workflows submitted per second (default 3)
   --burst B       workflows submitted at once every 15-25 s (default 30)
   --dir PATH      where the logs go (default: a new directory under /tmp)
-  --no-faults     no fault at all (a baseline; any repeat is then a violation)
+  --no-faults     no fault at all (a baseline)
   --corrupt KIND  break something on purpose, to prove a check fails:
                   drop-event, double-event, wrong-output, end-loop,
-                  leak-claim, keep-events (the exactly-once check: build with the
-                  hidden feature break-claim-check and run --no-faults)
+                  leak-claim, keep-events (the exactly-once check: build with
+                  the hidden feature break-claim-check, faults on or off)
+
+A step run twice is a violation unless the workers' logs show that the
+first run lost its claim: taken over after it expired, a failed save,
+release or heartbeat of its process, or its process killed.
 ";
 
 #[derive(Debug, Clone, Default)]

@@ -1,8 +1,8 @@
 //! The invariants, from the database and the execution logs, and the
 //! figures. Every violated invariant is one line of the returned list.
 //!
-//! - `logs`: what the execution logs say ran, and putting a repeat down
-//!   to a fault;
+//! - `logs`: what the execution logs say ran, and the evidence that
+//!   explains a repeat;
 //! - `tracks`: each tracked workflow's final state, output and step runs;
 //! - `database`: rows that should not be left;
 //! - `memory`: worker RSS stays flat;

@@ -1,5 +1,5 @@
 //! Faults on a seeded schedule, one at a time, each recorded with its
-//! window (start to heal) for the attribution of repeats and the recovery
+//! window (start to heal) for the figures of repeats and the recovery
 //! figures.
 
 use std::sync::{Arc, Mutex};
@@ -73,6 +73,8 @@ impl Kind {
 pub struct Record {
     pub kind: Kind,
     pub process: Option<usize>,
+    /// The pid of that process when the fault started.
+    pub pid: Option<u32>,
     pub start_ms: u64,
     pub end_ms: u64,
     pub detail: String,
@@ -114,6 +116,10 @@ impl Injector {
             let process = kind
                 .targets_process()
                 .then(|| rng.random_range(0..processes));
+            let pid = match process {
+                Some(p) => self.fleet.lock().await.pid(p),
+                None => None,
+            };
             let start_ms = now_ms();
             let detail = match self.inject(kind, process, &mut rng).await {
                 Ok(d) => d,
@@ -122,6 +128,7 @@ impl Injector {
             let rec = Record {
                 kind,
                 process,
+                pid,
                 start_ms,
                 end_ms: now_ms(),
                 detail,

@@ -3,7 +3,11 @@
 //! a SIGKILL loses at most the line being written.
 //!
 //! Lines are tab-separated: `<unix ms> <pid> <kind> <fields…>`:
+//! * `start <instance> <task>`: a task body started;
 //! * `run <instance> <task> <attempt> <ok|fail>`: a task body finished;
+//! * `evidence <message> <name=value>…`: the backend's evidence event
+//!   (`store call failed`, `claim taken over`), from which a repeated step
+//!   is explained;
 //! * `up <process id>`: the process started its workers;
 //! * `loop-end <worker id> <result>`: a `PooledWorker` loop ended on its own;
 //! * `stopped <worker id>`: a worker stopped because the driver asked.
@@ -54,6 +58,14 @@ pub fn run(instance: &str, task: &str, attempt: u32, ok: bool) {
             if ok { "ok" } else { "fail" },
         ],
     );
+}
+
+pub fn start(instance: &str, task: &str) {
+    write("start", &[instance, task]);
+}
+
+pub fn evidence(e: &sayiir_diesel_testkit::Evidence) {
+    write("evidence", &[&e.to_string()]);
 }
 
 pub fn up(process: usize) {

@@ -39,6 +39,11 @@ pub async fn run(args: &Args, index: usize) -> Result<(), Error> {
     let url = args.url.clone().ok_or("--worker needs --url")?;
     let log = args.log.clone().ok_or("--worker needs --log")?;
     tasklog::open(&log)?;
+    // The backend's evidence events (failed store calls, claims taken
+    // over) go to the same log: the checker explains repeats by them.
+    tracing::subscriber::set_global_default(sayiir_diesel_testkit::EvidenceSink::new(|e| {
+        tasklog::evidence(&e);
+    }))?;
     let _ = WRONG_OUTPUT.set(args.corrupt.as_deref() == Some("wrong-output"));
     // The server may be restarting or the link cut: keep trying a while.
     let deadline = Instant::now() + Duration::from_secs(60);

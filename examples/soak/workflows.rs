@@ -140,11 +140,12 @@ pub static BACKEND: OnceLock<Backend> = OnceLock::new();
 /// returns a wrong value.
 pub static WRONG_OUTPUT: OnceLock<bool> = OnceLock::new();
 
-/// Logs the run of `task` (instance from the task context) after a short
-/// piece of "work".
+/// Logs the start and the run of `task` (instance from the task context)
+/// around a short piece of "work".
 async fn ran(task: &'static str, attempt: u32, ok: bool, work: Duration) {
-    tokio::time::sleep(work).await;
     let instance = get_task_context().map_or_else(String::new, |c| c.instance_id.to_string());
+    tasklog::start(&instance, task);
+    tokio::time::sleep(work).await;
     tasklog::run(&instance, task, attempt, ok);
 }
 

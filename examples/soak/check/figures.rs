@@ -1,5 +1,5 @@
 //! The figures printed after the invariants: workflows by shape and
-//! state, step runs, repeats by cause, recovery after each fault,
+//! state, step runs, repeats by evidence, recovery after each fault,
 //! throughput in and out of faults, and worker memory.
 
 use super::Run;
@@ -39,14 +39,14 @@ pub fn print(run: &Run<'_>, logs: &Logs, tally: &Tally, left: &Leftovers, rss: &
         tally.moot, left.events_cancelled, left.signals_finished
     );
     println!(
-        "repeats by cause: {}",
+        "repeats by evidence (fault window): {}",
         if tally.repeats.is_empty() {
             "none".to_owned()
         } else {
             tally
                 .repeats
                 .iter()
-                .map(|(k, v)| format!("{k} {v}"))
+                .map(|((cause, fault), v)| format!("{cause} ({fault}) {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         }

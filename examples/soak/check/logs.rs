@@ -1,16 +1,46 @@
-//! What the workers' execution logs say: every run of a task body, failed
-//! attempts, worker loops that ended on their own, and process starts.
+//! What the workers' execution logs say: every run of a task body (with
+//! its start), failed attempts, worker loops that ended on their own,
+//! process starts, and the backend's evidence events; and the explanation
+//! of a repeated step by that evidence.
 
 use std::collections::HashMap;
 
-use crate::faults::Record;
+use crate::faults::{Kind, Record};
 use crate::tasklog::Line;
 
 /// One run of a task body (from the logs).
 #[derive(Debug, Clone, Copy)]
 pub struct Ran {
+    /// When the body finished.
     pub ms: u64,
+    /// When it started (its `start` line; absent when the line was lost).
+    pub start_ms: Option<u64>,
     pub process: usize,
+    pub pid: u32,
+}
+
+impl Ran {
+    /// The earliest its claim can have been taken: the body's start, or
+    /// its end less the longest body when the start line is missing.
+    fn claimed_by(self) -> u64 {
+        self.start_ms.unwrap_or(self.ms.saturating_sub(1000))
+    }
+}
+
+/// One evidence event of the backend, from a worker's log.
+#[derive(Debug, Clone)]
+pub struct Clue {
+    pub ms: u64,
+    pub pid: u32,
+    /// `store call failed` or `claim taken over`.
+    pub message: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl Clue {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
 }
 
 /// The logs of every process, tallied.
@@ -23,6 +53,8 @@ pub struct Logs {
     pub loop_ends: Vec<String>,
     /// Worker process starts.
     pub starts: usize,
+    /// Evidence events per instance.
+    pub clues: HashMap<String, Vec<Clue>>,
 }
 
 impl Logs {
@@ -32,20 +64,43 @@ impl Logs {
             failures: HashMap::new(),
             loop_ends: Vec::new(),
             starts: 0,
+            clues: HashMap::new(),
         };
+        // The latest start of each (pid, instance, task) not yet ended.
+        let mut started: HashMap<(u32, String, String), u64> = HashMap::new();
         for (process, l) in lines {
             match l.kind.as_str() {
+                "start" if l.fields.len() >= 2 => {
+                    started.insert((l.pid, l.fields[0].clone(), l.fields[1].clone()), l.ms);
+                }
                 "run" if l.fields.len() >= 4 => {
+                    let key = (l.fields[0].clone(), l.fields[1].clone());
+                    let start_ms = started.remove(&(l.pid, key.0.clone(), key.1.clone()));
                     if l.fields[3] == "ok" {
-                        logs.runs
-                            .entry((l.fields[0].clone(), l.fields[1].clone()))
-                            .or_default()
-                            .push(Ran {
-                                ms: l.ms,
-                                process: *process,
-                            });
+                        logs.runs.entry(key).or_default().push(Ran {
+                            ms: l.ms,
+                            start_ms,
+                            process: *process,
+                            pid: l.pid,
+                        });
                     } else {
-                        *logs.failures.entry(l.fields[0].clone()).or_default() += 1;
+                        *logs.failures.entry(key.0).or_default() += 1;
+                    }
+                }
+                "evidence" => {
+                    let mut parts = l.fields.iter();
+                    let message = parts.next().cloned().unwrap_or_default();
+                    let fields: HashMap<String, String> = parts
+                        .filter_map(|f| f.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    if let Some(instance) = fields.get("instance_id").cloned() {
+                        logs.clues.entry(instance).or_default().push(Clue {
+                            ms: l.ms,
+                            pid: l.pid,
+                            message,
+                            fields,
+                        });
                     }
                 }
                 "loop-end" => logs
@@ -75,12 +130,65 @@ impl Logs {
         all.sort_by_key(|r| r.ms);
         all
     }
+
+    /// Why run `b` of `task` of `instance` repeated run `a`, from evidence
+    /// that `a` lost its claim between its start and `b`'s: a claim taken
+    /// over from one of `a`'s process's workers on this task; a save,
+    /// release or heartbeat of `a`'s process for this instance (and task,
+    /// where the call names one) that failed; or `a`'s process killed.
+    /// `None` is a violation: nothing shows the first run lost its claim.
+    pub fn explain(
+        &self,
+        faults: &[Record],
+        instance: &str,
+        task: &str,
+        a: Ran,
+        b: Ran,
+    ) -> Option<&'static str> {
+        let (lo, hi) = (a.claimed_by(), b.claimed_by());
+        let task_id = sayiir_core::TaskId::from(task).to_string();
+        let within = |ms: u64| lo <= ms && ms <= hi;
+        for c in self.clues.get(instance).into_iter().flatten() {
+            if !within(c.ms) {
+                continue;
+            }
+            match c.message.as_str() {
+                "claim taken over"
+                    if c.field("previous_task") == Some(task_id.as_str())
+                        && c.field("previous_worker").and_then(worker_pid) == Some(a.pid) =>
+                {
+                    return Some("claim taken over");
+                }
+                "store call failed"
+                    if c.pid == a.pid && c.field("task_id").is_none_or(|t| t == task_id) =>
+                {
+                    match c.field("op") {
+                        Some("save_snapshot") => return Some("save failed"),
+                        Some("save_task_result") => return Some("save failed"),
+                        Some("release_task_claim") => return Some("release failed"),
+                        Some("extend_task_claim") => return Some("heartbeat failed"),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        faults
+            .iter()
+            .any(|f| f.kind == Kind::Kill && f.pid == Some(a.pid) && within(f.start_ms))
+            .then_some("process killed")
+    }
 }
 
-/// Window around a fault in which a repeat is put down to it: the two
-/// runs of the repeat straddle or touch [start - 4 s, end + 2 s], and for
-/// a fault that hit one process, one of the two runs is that process's.
-pub fn attribute(faults: &[Record], a: Ran, b: Ran) -> Option<&Record> {
+/// The pid in a soak worker id (`p<index>-<pid>-w<k>`).
+fn worker_pid(worker: &str) -> Option<u32> {
+    worker.split('-').nth(1)?.parse().ok()
+}
+
+/// The fault whose window (start - 4 s to heal + 2 s) the two runs of a
+/// repeat straddle or touch, for a process fault one of the two runs being
+/// that process's: a figure beside the evidence, never an explanation.
+pub fn window(faults: &[Record], a: Ran, b: Ran) -> Option<&Record> {
     faults
         .iter()
         .filter(|f| {

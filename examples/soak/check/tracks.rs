@@ -1,7 +1,7 @@
 //! Each workflow the driver tracked, against what happened to it: its
 //! final state given the user actions accepted, its output, the event its
 //! first wait got, and how many times each of its steps ran (a repeat is
-//! put down to a fault, or reported).
+//! explained by evidence, or reported).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use sayiir_core::workflow::WorkflowStatus;
 use sayiir_persistence::{SnapshotStore, TaskResultStore};
 
 use super::Run;
-use super::logs::{Logs, attribute};
+use super::logs::{Logs, window};
 use crate::driver::Track;
 use crate::workflows::{Shape, event_payload, json, output_ok};
 
@@ -18,8 +18,9 @@ use crate::workflows::{Shape, event_payload, json, output_ok};
 pub struct Tally {
     /// Workflows by shape and final state.
     pub table: BTreeMap<(Shape, &'static str), u32>,
-    /// Step repeats by the fault kind they are put down to.
-    pub repeats: BTreeMap<&'static str, u32>,
+    /// Step repeats by their evidence, and the fault whose window they
+    /// fall in (a figure only).
+    pub repeats: BTreeMap<(&'static str, &'static str), u32>,
     /// User actions that came too late to matter.
     pub moot: u32,
     /// Planned failures of Completed retry workflows, and failed attempts
@@ -135,7 +136,8 @@ async fn completed_output(
     }
 }
 
-/// Every step ran as often as it should; each repeat has a fault around.
+/// Every step ran as often as it should; each repeat is explained by
+/// evidence that the run before it lost its claim.
 fn steps(
     run: &Run<'_>,
     t: &Track,
@@ -153,27 +155,38 @@ fn steps(
                 t.id
             ));
         }
-        // A repeat is one more run than wanted; put each down to a
-        // fault whose window the gap between two consecutive runs
-        // touches (for a loop body, the re-run iteration is not
-        // necessarily the last run).
+        // A repeat is one more run than wanted; each needs a pair of
+        // consecutive runs whose first lost its claim (for a loop body,
+        // the re-run iteration is not necessarily the last run).
         let extra = r.len().saturating_sub(want as usize);
-        let mut causes: Vec<&'static str> = r
+        let mut causes: Vec<(&'static str, &'static str)> = r
             .windows(2)
-            .filter_map(|p| attribute(run.faults, p[0], p[1]).map(|f| f.kind.name()))
+            .filter_map(|p| {
+                let cause = logs.explain(run.faults, &t.id, task, p[0], p[1])?;
+                let fault = window(run.faults, p[0], p[1]).map_or("no fault", |f| f.kind.name());
+                Some((cause, fault))
+            })
             .take(extra)
             .collect();
         let unexplained = extra - causes.len();
         if unexplained > 0 {
             bad.push(format!(
-                "{}: step {task} ran {unexplained} more time(s) with no fault around \
-                 (runs at [(ms into the run, process)]: {:?})",
+                "{}: step {task} ran {unexplained} more time(s) with no evidence that a run \
+                 lost its claim (runs at [(ms into the run, process, fault window)]: {:?})",
                 t.id,
                 r.iter()
-                    .map(|x| (x.ms.saturating_sub(run.start_ms), x.process))
+                    .zip(
+                        std::iter::once(None)
+                            .chain(r.windows(2).map(|p| window(run.faults, p[0], p[1])))
+                    )
+                    .map(|(x, f)| (
+                        x.ms.saturating_sub(run.start_ms),
+                        x.process,
+                        f.map_or("-", |f| f.kind.name())
+                    ))
                     .collect::<Vec<_>>()
             ));
-            causes.extend(std::iter::repeat_n("unattributed", unexplained));
+            causes.extend(std::iter::repeat_n(("unexplained", "-"), unexplained));
         }
         for c in causes {
             *tally.repeats.entry(c).or_default() += 1;
