@@ -38,6 +38,11 @@ pub(crate) struct Inner<C> {
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
     /// The workflow revision each finder answer was read at.
     pub(crate) seen: crate::dispatch::SeenRevisions,
+    /// The claims this backend granted, which bound a save's or a
+    /// release's retry (`store::retry`).
+    pub(crate) held: crate::dispatch::HeldClaims,
+    /// How long a granted claim must still be live for a retry.
+    pub(crate) retry_room: Duration,
     /// The background pruner, when
     /// [`Builder::retention`](crate::Builder::retention) set one; dropping it
     /// stops the task.
@@ -140,6 +145,8 @@ where
                 metrics: Counters::default(),
                 wakeup_counters,
                 seen: crate::dispatch::SeenRevisions::default(),
+                held: crate::dispatch::HeldClaims::default(),
+                retry_room: crate::store::retry_room(config.statement_timeout),
                 _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),

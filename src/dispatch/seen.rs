@@ -19,10 +19,11 @@
 //! first): a claim with no entry is checked as before, on position and
 //! membership only.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use sayiir_core::TaskId;
+
+use super::bounded::Bounded;
 
 /// How many finder answers are remembered per kind of key.
 pub const SEEN_CAPACITY: usize = 4096;
@@ -34,43 +35,10 @@ struct Key {
     task: TaskId,
 }
 
-/// A FIFO-bounded map from key to (revision, insertion sequence).
-#[derive(Default)]
-struct Bounded {
-    map: HashMap<Key, (i64, u64)>,
-    order: VecDeque<(Key, u64)>,
-    next: u64,
-}
-
-impl Bounded {
-    fn insert(&mut self, key: Key, revision: i64, capacity: usize) {
-        let seq = self.next;
-        self.next = self.next.wrapping_add(1);
-        self.map.insert(key.clone(), (revision, seq));
-        self.order.push_back((key, seq));
-        while self.order.len() > capacity {
-            if let Some((old, old_seq)) = self.order.pop_front()
-                && self.map.get(&old).is_some_and(|&(_, s)| s == old_seq)
-            {
-                self.map.remove(&old);
-            }
-        }
-    }
-
-    fn take(&mut self, key: &Key) -> Option<i64> {
-        self.map.remove(key).map(|(revision, _)| revision)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
 #[derive(Default)]
 struct Both {
-    found: Bounded,
-    hinted: Bounded,
+    found: Bounded<Key, i64>,
+    hinted: Bounded<Key, i64>,
 }
 
 /// The revisions finder answers were read at (see the module docs).
@@ -196,7 +164,7 @@ mod tests {
         for i in 0..100 {
             seen.found("w", "wf", t(1), i);
         }
-        assert_eq!(seen.lock().found.order.len(), 2);
+        assert_eq!(seen.lock().found.order_len(), 2);
         assert_eq!(seen.take("w", "wf", t(1)), Some(99));
     }
 }

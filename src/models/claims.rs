@@ -176,6 +176,22 @@ pub(crate) async fn extend(
         .await?)
 }
 
+/// Whether `worker_id` still has a claim row on the instance, live or not
+/// (a release whose commit is in doubt landed when it has none).
+pub(crate) async fn held_by(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    worker_id: &str,
+) -> Result<bool> {
+    let rows: i64 = claims::table
+        .filter(claims::instance_id.eq(instance_id))
+        .filter(claims::worker_id.eq(worker_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(rows > 0)
+}
+
 /// Whether a live claim holds the instance.
 pub(crate) async fn is_live(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
     let live: i64 = claims::table

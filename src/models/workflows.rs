@@ -159,6 +159,23 @@ pub(crate) async fn load(
         .optional()?)
 }
 
+/// Whether the stored blob of the workflow is `blob` (a write whose commit
+/// is in doubt landed, or one that wrote the same state did): one
+/// statement, the comparison made by the server.
+pub(crate) async fn holds(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    blob: &[u8],
+) -> Result<bool> {
+    Ok(workflows::table
+        .find(instance_id)
+        .select(workflows::snapshot.eq(blob))
+        .first::<bool>(conn)
+        .await
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// Deletes the workflow; its outputs, history, queue row, claim and
 /// signals go with it (foreign keys cascade). `NotFound` when absent.
 pub(crate) async fn delete(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<()> {

@@ -22,7 +22,7 @@
 //! [`Config::recovery_grace`]: crate::Config::recovery_grace
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
@@ -35,6 +35,8 @@ use crate::error::Error;
 use crate::input::{check_id, check_key, check_text};
 use crate::models::claims::{self, ClaimChange};
 use crate::telemetry::{self, Op, Refusal, Step, reported, store_call};
+
+use super::retry::Next;
 
 fn epoch(secs: i64) -> u64 {
     u64::try_from(secs).unwrap_or(0)
@@ -82,6 +84,7 @@ where
         ttl: Option<chrono::Duration>,
     ) -> Result<Option<TaskClaim>, BackendError> {
         let _timer = store_call(Op::ClaimTask);
+        let started = Instant::now();
         let step = step(instance_id, *task_id, worker_id);
         let claimed = async {
             check_id("instance id", instance_id)?;
@@ -97,6 +100,8 @@ where
             }
             match (row.claimed_at.is_some(), row.runnable) {
                 (true, _) => {
+                    let ttl = ttl.map(|t| t.to_std().unwrap_or(Duration::ZERO));
+                    self.inner.held.granted(instance_id, started, ttl);
                     telemetry::claim_taken(row.expired_holder.is_some());
                     if let (Some(worker), Some(task)) = (&row.expired_holder, &row.expired_task) {
                         telemetry::taken_over(step, worker, task);
@@ -125,15 +130,38 @@ where
         worker_id: &str,
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::ReleaseTaskClaim);
+        let step = step(instance_id, *task_id, worker_id);
         let released = async {
             check_id("instance id", instance_id)?;
             check_key("worker id", worker_id)?;
-            let mut conn = self.conn().await?;
-            let change = claims::release(&mut conn, instance_id, *task_id, worker_id).await?;
-            claim_changed(&change, instance_id, *task_id, worker_id)
+            let mut tries = 0;
+            loop {
+                let attempt = async {
+                    let mut conn = self.conn().await?;
+                    claims::release(&mut conn, instance_id, *task_id, worker_id).await
+                }
+                .await;
+                let error = match attempt {
+                    Ok(change) => return claim_changed(&change, instance_id, *task_id, worker_id),
+                    Err(error) => error,
+                };
+                tries += 1;
+                let landed = async {
+                    let mut conn = self.conn().await?;
+                    Ok(!claims::held_by(&mut conn, instance_id, worker_id).await?)
+                };
+                match self
+                    .after_failure(Op::ReleaseTaskClaim, step, tries, &error, landed)
+                    .await
+                {
+                    Next::Again => {}
+                    Next::Done => return Ok(()),
+                    Next::GiveUp => return Err(error),
+                }
+            }
         }
         .await;
-        let step = step(instance_id, *task_id, worker_id);
+        self.inner.held.released(instance_id);
         reported(Op::ReleaseTaskClaim, step, released)
     }
 
@@ -153,7 +181,10 @@ where
             let additional_ms = additional_duration.num_milliseconds();
             let change =
                 claims::extend(&mut conn, instance_id, *task_id, worker_id, additional_ms).await?;
-            claim_changed(&change, instance_id, *task_id, worker_id)
+            claim_changed(&change, instance_id, *task_id, worker_id)?;
+            let by = additional_duration.to_std().unwrap_or(Duration::ZERO);
+            self.inner.held.extended(instance_id, by);
+            Ok(())
         }
         .await;
         let step = step(instance_id, *task_id, worker_id);

@@ -10,6 +10,9 @@
 //! is the first row they touch).
 
 mod claim;
+mod retry;
 mod signal;
 mod snapshot;
 mod task_result;
+
+pub(crate) use retry::room as retry_room;

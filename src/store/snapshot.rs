@@ -23,11 +23,14 @@ use crate::backend::DieselBackend;
 use crate::error::Error;
 use crate::input::check_lookup_id;
 use crate::kinds::Status;
+use crate::models::task_outputs;
 use crate::models::workflows::{self, check_snapshot_text};
 use crate::persist::Persist;
 use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
 use crate::telemetry::{Op, Step, reported, store_call};
+
+use super::retry::Next;
 
 impl<C> SnapshotStore for DieselBackend<C>
 where
@@ -46,9 +49,34 @@ where
             let blob = crate::codec::encode(&self.inner.codec, snapshot);
             snapshot.hydrate_task_outputs(outputs.iter().cloned());
             let blob = blob?;
-            let mut conn = self.conn().await?;
-            let write = self.write_options(blob, &outputs, Persist::Notify);
-            workflows::write(&mut conn, snapshot, write).await?;
+            let mut tries = 0;
+            loop {
+                let written = async {
+                    let mut conn = self.conn().await?;
+                    let write = self.write_options(blob.clone(), &outputs, Persist::Notify);
+                    workflows::write(&mut conn, snapshot, write).await
+                }
+                .await;
+                let Err(error) = written else { break };
+                tries += 1;
+                let landed = async {
+                    let mut conn = self.conn().await?;
+                    workflows::holds(&mut conn, &snapshot.instance_id, &blob).await
+                };
+                let step = Step {
+                    instance: &snapshot.instance_id,
+                    task: None,
+                    worker: None,
+                };
+                match self
+                    .after_failure(Op::SaveSnapshot, step, tries, &error, landed)
+                    .await
+                {
+                    Next::Again => {}
+                    Next::Done => break,
+                    Next::GiveUp => return Err(error),
+                }
+            }
             snapshot.output_unflushed = false;
             Ok(())
         }
@@ -72,31 +100,35 @@ where
         output: bytes::Bytes,
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::SaveTaskResult);
-        let saved = async {
-            check_lookup_id(instance_id)?;
-            let mut conn = self.conn().await?;
-            conn.transaction(async |conn| {
-                let Some(locked) = workflows::lock(conn, instance_id).await? else {
-                    return Err(Error::NotFound(instance_id.to_owned()));
-                };
-                if locked.status != Status::InProgress {
-                    return Ok(());
-                }
-                let mut snapshot = locked.decode(&self.inner.codec)?;
-                snapshot.mark_task_completed(*task_id, output.clone());
-                let outputs = [(*task_id, output)];
-                self.persist(conn, &mut snapshot, &outputs, Persist::Quiet)
-                    .await
-                    .map(drop)
-            })
-            .await
-        }
-        .await;
         let step = Step {
             instance: instance_id,
             task: Some(*task_id),
             worker: None,
         };
+        let saved = async {
+            check_lookup_id(instance_id)?;
+            let mut tries = 0;
+            loop {
+                let Err(error) = self.record_output(instance_id, *task_id, &output).await else {
+                    return Ok(());
+                };
+                tries += 1;
+                let landed = async {
+                    let mut conn = self.conn().await?;
+                    let stored = task_outputs::find(&mut conn, instance_id, *task_id).await?;
+                    Ok(stored.as_deref() == Some(&output[..]))
+                };
+                match self
+                    .after_failure(Op::SaveTaskResult, step, tries, &error, landed)
+                    .await
+                {
+                    Next::Again => {}
+                    Next::Done => return Ok(()),
+                    Next::GiveUp => return Err(error),
+                }
+            }
+        }
+        .await;
         reported(Op::SaveTaskResult, step, saved)
     }
 
@@ -136,5 +168,36 @@ where
         let _timer = store_call(Op::ListSnapshots);
         let mut conn = self.conn().await?;
         Ok(workflows::ids(&mut conn).await?)
+    }
+}
+
+impl<C> DieselBackend<C>
+where
+    C: SnapshotCodec + Send + Sync + 'static,
+{
+    /// `save_task_result`'s transaction: locks the row, applies
+    /// `mark_task_completed` when InProgress and writes only that output.
+    async fn record_output(
+        &self,
+        instance_id: &str,
+        task_id: TaskId,
+        output: &bytes::Bytes,
+    ) -> Result<(), Error> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            let Some(locked) = workflows::lock(conn, instance_id).await? else {
+                return Err(Error::NotFound(instance_id.to_owned()));
+            };
+            if locked.status != Status::InProgress {
+                return Ok(());
+            }
+            let mut snapshot = locked.decode(&self.inner.codec)?;
+            snapshot.mark_task_completed(task_id, output.clone());
+            let outputs = [(task_id, output.clone())];
+            self.persist(conn, &mut snapshot, &outputs, Persist::Quiet)
+                .await
+                .map(drop)
+        })
+        .await
     }
 }

@@ -1,6 +1,7 @@
 //! `tracing` events that explain a step run twice: each failed store call
 //! of a claimed step (claim, save, release, heartbeat), and each claim that
-//! replaced another worker's expired one, naming that worker. All carry
+//! replaced another worker's expired one, naming that worker; and each
+//! failed write the backend made again (`store::retry`). All carry
 //! their ids as fields of the event itself, so a subscriber needs no span
 //! state, and never a payload.
 //!
@@ -49,6 +50,21 @@ pub(crate) fn reported<T>(
         );
         BackendError::from(error)
     })
+}
+
+/// A failed write of `op` for `step` tried again (`landed`: a read back
+/// found that it had committed after all).
+pub(crate) fn retried(op: Op, step: Step<'_>, error: &Error, landed: bool) {
+    tracing::info!(
+        target: EVIDENCE_TARGET,
+        op = op.name(),
+        instance_id = step.instance,
+        task_id = step.task.map(tracing::field::display),
+        worker_id = step.worker,
+        landed,
+        error = %error,
+        "store call retried"
+    );
 }
 
 /// A claim taken from `previous_worker`, whose claim on `previous_task`

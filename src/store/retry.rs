@@ -1,0 +1,218 @@
+//! One more try of a snapshot save or a claim release that failed, when it
+//! is safe and can spare a step from running twice.
+//!
+//! The runtime does not retry these: a save that fails leaves the claim to
+//! run out, and another worker runs the step again. The backend tries
+//! again itself, at most [`MAX_RETRIES`] times, and only
+//!
+//! * while a claim this backend granted on the workflow is live for at
+//!   least the room a retry needs (the statement timeout plus a margin):
+//!   a retry never lands after the claim could have passed to another
+//!   worker (`dispatch::HeldClaims`);
+//! * after a failure the server reported for the statement (statement or
+//!   lock timeout, cancel, deadlock, serialization failure) or one that
+//!   happened before anything was sent (no pooled connection): the write
+//!   did not happen, so it is made again;
+//! * after a failure that leaves the commit in doubt (the connection broke
+//!   or was terminated while the statement ran): the write is read back
+//!   first, and made again only when it did not land. It is never made
+//!   twice.
+//!
+//! Any other failure (bad input, a constraint, a refused claim) is final.
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as D};
+
+use crate::backend::DieselBackend;
+use crate::error::{Error, Result};
+use crate::telemetry::{self, Op, Step};
+
+/// Retries after the first attempt, at most.
+pub(crate) const MAX_RETRIES: u32 = 2;
+
+/// What a retry needs besides the statement timeout: a connection, and
+/// the round trip.
+pub(crate) const MARGIN: Duration = Duration::from_millis(500);
+
+/// The room a retry needs on the claim: the statement timeout (1 s where
+/// none is set) plus [`MARGIN`].
+pub(crate) fn room(statement_timeout: Option<Duration>) -> Duration {
+    statement_timeout.unwrap_or(Duration::from_secs(1)) + MARGIN
+}
+
+/// What a failed write left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// The write did not happen: making it again is safe.
+    NotApplied,
+    /// It may have committed: read it back before making it again.
+    InDoubt,
+    /// Trying again cannot help.
+    Final,
+}
+
+/// How `error` left a write.
+pub(crate) fn failed(error: &Error) -> Failed {
+    match error {
+        Error::Pool(_) | Error::Connection(_) => Failed::NotApplied,
+        Error::Database { source, .. } => match source {
+            D::BrokenTransactionManager
+            | D::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+                _,
+            ) => Failed::InDoubt,
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Failed::NotApplied,
+            D::DatabaseError(_, info) => {
+                let message = info.message();
+                if message.contains("terminating connection") || message.contains("connection") {
+                    Failed::InDoubt
+                } else if message.contains("canceling statement due to")
+                    || message.contains("deadlock detected")
+                {
+                    Failed::NotApplied
+                } else {
+                    Failed::Final
+                }
+            }
+            _ => Failed::Final,
+        },
+        _ => Failed::Final,
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Make the write again.
+    Again,
+    /// It landed after all: done.
+    Done,
+    /// Give up: the error stands.
+    GiveUp,
+}
+
+impl<C> DieselBackend<C> {
+    /// After attempt number `tries` of `op`'s write for `step` failed with
+    /// `error`: whether to make it again, take it as done (`landed`, a read
+    /// back, says it committed), or give up (see the module docs).
+    pub(crate) async fn after_failure(
+        &self,
+        op: Op,
+        step: Step<'_>,
+        tries: u32,
+        error: &Error,
+        landed: impl Future<Output = Result<bool>>,
+    ) -> Next {
+        if tries > MAX_RETRIES
+            || !self
+                .inner
+                .held
+                .live_for(step.instance, self.inner.retry_room)
+        {
+            return Next::GiveUp;
+        }
+        let next = match failed(error) {
+            Failed::Final => return Next::GiveUp,
+            Failed::NotApplied => Next::Again,
+            Failed::InDoubt => match landed.await {
+                Ok(true) => Next::Done,
+                Ok(false) => Next::Again,
+                Err(_) => return Next::GiveUp,
+            },
+        };
+        telemetry::retried(op, step, error, next == Next::Done);
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::DatabaseErrorInformation;
+
+    use super::*;
+
+    struct Info(&'static str);
+
+    impl DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn db(kind: DatabaseErrorKind, message: &'static str) -> Error {
+        Error::from(D::DatabaseError(kind, Box::new(Info(message))))
+    }
+
+    #[test]
+    fn a_failure_the_server_reported_for_the_statement_is_not_applied() {
+        for m in [
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "canceling statement due to user request",
+            "deadlock detected",
+        ] {
+            assert_eq!(
+                failed(&db(DatabaseErrorKind::Unknown, m)),
+                Failed::NotApplied,
+                "{m}"
+            );
+        }
+        assert_eq!(
+            failed(&db(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize"
+            )),
+            Failed::NotApplied
+        );
+        assert_eq!(failed(&Error::Pool("timed out".into())), Failed::NotApplied);
+    }
+
+    #[test]
+    fn a_broken_or_terminated_connection_leaves_the_commit_in_doubt() {
+        assert_eq!(
+            failed(&db(
+                DatabaseErrorKind::ClosedConnection,
+                "connection closed"
+            )),
+            Failed::InDoubt
+        );
+        assert_eq!(
+            failed(&db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command"
+            )),
+            Failed::InDoubt
+        );
+    }
+
+    #[test]
+    fn bad_data_is_final() {
+        assert_eq!(
+            failed(&db(
+                DatabaseErrorKind::CheckViolation,
+                "violates check constraint"
+            )),
+            Failed::Final
+        );
+        assert_eq!(failed(&Error::NotFound("wf".into())), Failed::Final);
+    }
+}

@@ -1,0 +1,172 @@
+//! A save or a release that failed without being applied is made again
+//! while the claim this backend granted is live, and only then: a table
+//! locked past the statement timeout costs a wait, not a repeated step
+//! (`store::retry`).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use sayiir_core::snapshot::ExecutionPosition;
+use sayiir_diesel_testkit::{Evidence, EvidenceSink, TestDatabase};
+use sayiir_persistence::{SnapshotStore, TaskClaimStore};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+async fn backend_with_timeout() -> (TestDatabase, Backend) {
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .statement_timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+    (db, b)
+}
+
+/// Locks `table` in ACCESS EXCLUSIVE mode for `hold` on a connection of
+/// its own, then lets go.
+async fn lock_for(url: &str, table: &str, hold: Duration) -> tokio::task::JoinHandle<()> {
+    let mut admin = AsyncPgConnection::establish(url).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        admin.batch_execute("COMMIT").await.unwrap();
+    })
+}
+
+fn recorder() -> (Arc<Mutex<Vec<Evidence>>>, tracing::subscriber::DefaultGuard) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let guard = tracing::subscriber::set_default(EvidenceSink::new(move |e| {
+        sink.lock().unwrap().push(e);
+    }));
+    (seen, guard)
+}
+
+/// `wf` at task `a`, its output recorded and moved on to `b`.
+fn moved_on() -> sayiir_core::snapshot::WorkflowSnapshot {
+    let mut s = at_task("wf", "a");
+    s.mark_task_completed(tid("a"), Bytes::from_static(b"1"));
+    s.update_position(ExecutionPosition::AtTask { task_id: tid("b") });
+    s
+}
+
+#[tokio::test]
+async fn a_save_that_hit_the_statement_timeout_is_made_again_while_the_claim_is_live() {
+    let (db, b) = backend_with_timeout().await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    let (seen, _guard) = recorder();
+    // Locked longer than one statement timeout, shorter than two.
+    let unlock = lock_for(
+        db.url(),
+        "sayiir.tasks",
+        TIMEOUT + Duration::from_millis(200),
+    )
+    .await;
+    b.save_snapshot(&mut moved_on()).await.unwrap();
+    unlock.await.unwrap();
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(stored.current_task_id(), Some(tid("b")));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|e| e.message == "store call retried"
+            && e.field("op") == Some("save_snapshot")
+            && e.field("landed") == Some("false")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|e| e.message != "store call failed"),
+        "{seen:#?}"
+    );
+    // The release after it, the claims locked the same way, is made again
+    // too.
+    let unlock = lock_for(
+        db.url(),
+        "sayiir.claims",
+        TIMEOUT + Duration::from_millis(200),
+    )
+    .await;
+    b.release_task_claim("wf", &tid("a"), "w1").await.unwrap();
+    unlock.await.unwrap();
+    assert!(
+        b.claim_task("wf", &tid("b"), "w2", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn without_a_live_claim_of_this_backend_a_failed_save_is_not_made_again() {
+    let (db, b) = backend_with_timeout().await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    // Claimed through another backend: this one holds no claim.
+    let other = Backend::connect(db.url()).await.unwrap();
+    other
+        .claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    let (seen, _guard) = recorder();
+    let unlock = lock_for(
+        db.url(),
+        "sayiir.tasks",
+        TIMEOUT + Duration::from_millis(200),
+    )
+    .await;
+    let err = b.save_snapshot(&mut moved_on()).await.unwrap_err();
+    unlock.await.unwrap();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(stored.current_task_id(), Some(tid("a")));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|e| e.message != "store call retried"),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e.message == "store call failed" && e.field("op") == Some("save_snapshot")),
+        "{seen:#?}"
+    );
+}
+
+/// A claim that runs out before a retry could finish is not retried: the
+/// room a retry needs is the statement timeout plus a margin.
+#[tokio::test]
+async fn a_claim_about_to_run_out_is_not_retried_on() {
+    let (db, b) = backend_with_timeout().await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task(
+        "wf",
+        &tid("a"),
+        "w1",
+        Some(chrono::Duration::milliseconds(900)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // After the first attempt's 300 ms, 600 ms are left: less than the
+    // 800 ms a retry needs.
+    let unlock = lock_for(
+        db.url(),
+        "sayiir.tasks",
+        TIMEOUT + Duration::from_millis(200),
+    )
+    .await;
+    assert!(b.save_snapshot(&mut moved_on()).await.is_err());
+    unlock.await.unwrap();
+}
