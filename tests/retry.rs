@@ -170,3 +170,29 @@ async fn a_claim_about_to_run_out_is_not_retried_on() {
     assert!(b.save_snapshot(&mut moved_on()).await.is_err());
     unlock.await.unwrap();
 }
+
+/// The calls around a step that are not its claim, save or release report
+/// a transient failure (the runtime gives the step up after one) and not
+/// an answer such as an absent workflow.
+#[tokio::test]
+async fn a_cancel_check_that_timed_out_is_evidence_and_an_absent_workflow_is_not() {
+    use sayiir_persistence::SignalStore;
+    let (db, b) = backend_with_timeout().await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    let (seen, _guard) = recorder();
+    assert!(b.load_snapshot("nowhere").await.is_err());
+    let unlock = lock_for(
+        db.url(),
+        "sayiir.signals",
+        TIMEOUT + Duration::from_millis(200),
+    )
+    .await;
+    assert!(b.check_and_cancel("wf", Some(tid("a"))).await.is_err());
+    unlock.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].message, "store call failed");
+    assert_eq!(seen[0].field("op"), Some("check_and_cancel"));
+    assert_eq!(seen[0].field("instance_id"), Some("wf"));
+    assert_eq!(seen[0].field("transient"), Some("true"));
+}

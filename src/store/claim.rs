@@ -3,7 +3,7 @@
 //! | call | round trips |
 //! |---|---|
 //! | `claim_task` | 1 (locks the workflow row, checks position and recorded output, upserts the claim) |
-//! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable) |
+//! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable); after a failure at most two more, plus one read back when the commit is in doubt (`store::retry`) |
 //! | `extend_task_claim` | 1 |
 //! | `find_available_tasks` | 1 (every rule decided on the queue row before `LIMIT`, one index walk per priority level, picks offered to the worker and hydrated); plus, at most every 500 ms (`dispatch::MAINTENANCE_EVERY`), one query for due parks and stuck rows, one delete of the dead claims of paused or finished workflows, one for the queue sample (metrics: claimable tasks up to a cap and the oldest one's age, through `tasks_runnable_idx`), and one short transaction (4 round trips) per row it advances |
 //! | `find_hinted_task` | 1 |

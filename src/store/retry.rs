@@ -3,10 +3,12 @@
 //!
 //! The runtime does not retry these: a save that fails leaves the claim to
 //! run out, and another worker runs the step again. The backend tries
-//! again itself, at most [`MAX_RETRIES`] times, and only
+//! again itself, at most [`MAX_RETRIES`] times, after a pause of
+//! [`PAUSE`] times the attempt's number, and only
 //!
 //! * while a claim this backend granted on the workflow is live for at
-//!   least the room a retry needs (the statement timeout plus a margin):
+//!   least the room a retry needs (the pause, the statement timeout and
+//!   a margin):
 //!   a retry never lands after the claim could have passed to another
 //!   worker (`dispatch::HeldClaims`);
 //! * after a failure the server reported for the statement (statement or
@@ -31,8 +33,11 @@ use crate::telemetry::{self, Op, Step};
 /// Retries after the first attempt, at most.
 pub(crate) const MAX_RETRIES: u32 = 2;
 
-/// What a retry needs besides the statement timeout: a connection, and
-/// the round trip.
+/// The pause before retry number n: n times this.
+pub(crate) const PAUSE: Duration = Duration::from_millis(100);
+
+/// What a retry needs besides the statement timeout and its pause: a
+/// connection, and the round trip.
 pub(crate) const MARGIN: Duration = Duration::from_millis(500);
 
 /// The room a retry needs on the claim: the statement timeout (1 s where
@@ -104,15 +109,22 @@ impl<C> DieselBackend<C> {
         error: &Error,
         landed: impl Future<Output = Result<bool>>,
     ) -> Next {
+        let pause = PAUSE * tries;
         if tries > MAX_RETRIES
             || !self
                 .inner
                 .held
-                .live_for(step.instance, self.inner.retry_room)
+                .live_for(step.instance, self.inner.retry_room + pause)
         {
             return Next::GiveUp;
         }
-        let next = match failed(error) {
+        let kind = failed(error);
+        if kind == Failed::Final {
+            return Next::GiveUp;
+        }
+        // A restarting server or a reset link needs a moment.
+        tokio::time::sleep(pause).await;
+        let next = match kind {
             Failed::Final => return Next::GiveUp,
             Failed::NotApplied => Next::Again,
             Failed::InDoubt => match landed.await {

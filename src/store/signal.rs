@@ -41,7 +41,7 @@ use crate::models::signals::{self, NewSignal};
 use crate::models::{claims, workflows};
 use crate::persist::Persist;
 use crate::snapshots::{Admission, admit, applies_here, apply_request, resume_at_signal};
-use crate::telemetry::{Op, store_call};
+use crate::telemetry::{Op, Step, reported_if_transient, store_call};
 
 impl<C> DieselBackend<C>
 where
@@ -229,12 +229,16 @@ where
         signal_name: &str,
     ) -> Result<Option<Bytes>, BackendError> {
         let _timer = store_call(Op::ConsumeEvent);
-        check_id("instance id", instance_id)?;
-        check_key("signal name", signal_name)?;
-        let mut conn = self.conn().await?;
-        Ok(events::pop_oldest(&mut conn, instance_id, signal_name)
-            .await?
-            .map(Bytes::from))
+        let consumed = async {
+            check_id("instance id", instance_id)?;
+            check_key("signal name", signal_name)?;
+            let mut conn = self.conn().await?;
+            Ok(events::pop_oldest(&mut conn, instance_id, signal_name)
+                .await?
+                .map(Bytes::from))
+        }
+        .await;
+        reported_if_transient(Op::ConsumeEvent, Step::instance(instance_id), consumed)
     }
 
     #[tracing::instrument(
@@ -248,17 +252,19 @@ where
         interrupted_at_task: Option<TaskId>,
     ) -> Result<bool, BackendError> {
         let _timer = store_call(Op::CheckAndCancel);
-        Ok(self
+        let applied = self
             .apply_signal(instance_id, SignalKind::Cancel, interrupted_at_task)
-            .await?)
+            .await;
+        reported_if_transient(Op::CheckAndCancel, Step::instance(instance_id), applied)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn check_and_pause(&self, instance_id: &str) -> Result<bool, BackendError> {
         let _timer = store_call(Op::CheckAndPause);
-        Ok(self
+        let applied = self
             .apply_signal(instance_id, SignalKind::Pause, None)
-            .await?)
+            .await;
+        reported_if_transient(Op::CheckAndPause, Step::instance(instance_id), applied)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]

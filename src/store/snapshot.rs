@@ -9,6 +9,10 @@
 //! | `load_snapshot` | 1 (blob + member outputs, one consistent read) | 1 | no |
 //! | `delete_snapshot` | BEGIN, delete workflow (cascades), delete events, COMMIT | 4 | yes |
 //! | `list_snapshots` | 1 | 1 | no |
+//!
+//! After a failure, `save_snapshot` and `save_task_result` may try again
+//! (at most twice, each once more the counts above, plus one read back
+//! when the commit is in doubt): see `store::retry`.
 
 use std::sync::Arc;
 
@@ -28,7 +32,7 @@ use crate::models::workflows::{self, check_snapshot_text};
 use crate::persist::Persist;
 use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
-use crate::telemetry::{Op, Step, reported, store_call};
+use crate::telemetry::{Op, Step, reported, reported_if_transient, store_call};
 
 use super::retry::Next;
 
@@ -63,11 +67,7 @@ where
                     let mut conn = self.conn().await?;
                     workflows::holds(&mut conn, &snapshot.instance_id, &blob).await
                 };
-                let step = Step {
-                    instance: &snapshot.instance_id,
-                    task: None,
-                    worker: None,
-                };
+                let step = Step::instance(&snapshot.instance_id);
                 match self
                     .after_failure(Op::SaveSnapshot, step, tries, &error, landed)
                     .await
@@ -81,11 +81,7 @@ where
             Ok(())
         }
         .await;
-        let step = Step {
-            instance: &instance_id,
-            task: None,
-            worker: None,
-        };
+        let step = Step::instance(&instance_id);
         reported(Op::SaveSnapshot, step, saved)
     }
 
@@ -101,9 +97,8 @@ where
     ) -> Result<(), BackendError> {
         let _timer = store_call(Op::SaveTaskResult);
         let step = Step {
-            instance: instance_id,
             task: Some(*task_id),
-            worker: None,
+            ..Step::instance(instance_id)
         };
         let saved = async {
             check_lookup_id(instance_id)?;
@@ -136,12 +131,16 @@ where
     #[tracing::instrument(level = "debug", skip_all, fields(%instance_id))]
     async fn load_snapshot(&self, instance_id: &str) -> Result<WorkflowSnapshot, BackendError> {
         let _timer = store_call(Op::LoadSnapshot);
-        check_lookup_id(instance_id)?;
-        let mut conn = self.conn().await?;
-        let stored = workflows::load(&mut conn, instance_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(instance_id.to_owned()))?;
-        Ok(stored.into_snapshot(&self.inner.codec)?)
+        let loaded = async {
+            check_lookup_id(instance_id)?;
+            let mut conn = self.conn().await?;
+            let stored = workflows::load(&mut conn, instance_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(instance_id.to_owned()))?;
+            stored.into_snapshot(&self.inner.codec)
+        }
+        .await;
+        reported_if_transient(Op::LoadSnapshot, Step::instance(instance_id), loaded)
     }
 
     /// Removes the workflow and every row that belongs to it (cascade) plus

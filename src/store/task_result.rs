@@ -12,7 +12,7 @@ use crate::backend::DieselBackend;
 use crate::error::Error;
 use crate::input::check_lookup_id;
 use crate::models::task_outputs;
-use crate::telemetry::{Op, store_call};
+use crate::telemetry::{Op, Step, reported_if_transient, store_call};
 
 impl<C> TaskResultStore for DieselBackend<C>
 where
@@ -27,11 +27,19 @@ where
         task_id: &TaskId,
     ) -> Result<Option<bytes::Bytes>, BackendError> {
         let _timer = store_call(Op::LoadTaskResult);
-        check_lookup_id(instance_id)?;
-        let mut conn = self.conn().await?;
-        match task_outputs::member_output(&mut conn, instance_id, *task_id).await? {
-            None => Err(Error::NotFound(instance_id.to_owned()).into()),
-            Some(output) => Ok(output.map(bytes::Bytes::from)),
+        let loaded = async {
+            check_lookup_id(instance_id)?;
+            let mut conn = self.conn().await?;
+            match task_outputs::member_output(&mut conn, instance_id, *task_id).await? {
+                None => Err(Error::NotFound(instance_id.to_owned())),
+                Some(output) => Ok(output.map(bytes::Bytes::from)),
+            }
         }
+        .await;
+        let step = Step {
+            task: Some(*task_id),
+            ..Step::instance(instance_id)
+        };
+        reported_if_transient(Op::LoadTaskResult, step, loaded)
     }
 }

@@ -1,5 +1,7 @@
 //! `tracing` events that explain a step run twice: each failed store call
-//! of a claimed step (claim, save, release, heartbeat), and each claim that
+//! of a claimed step (claim, save, release, heartbeat; and the transient
+//! failures of the loads, cancel and pause checks and event draining
+//! around it), and each claim that
 //! replaced another worker's expired one, naming that worker; and each
 //! failed write the backend made again (`store::retry`). All carry
 //! their ids as fields of the event itself, so a subscriber needs no span
@@ -29,6 +31,33 @@ pub(crate) struct Step<'a> {
     pub task: Option<TaskId>,
     /// The worker, where the call names one.
     pub worker: Option<&'a str>,
+}
+
+impl<'a> Step<'a> {
+    /// A call that names only the workflow.
+    pub(crate) fn instance(instance: &'a str) -> Self {
+        Step {
+            instance,
+            task: None,
+            worker: None,
+        }
+    }
+}
+
+/// `result` at the trait boundary; a transient failure (a lost
+/// connection, a timeout, no pooled connection) is reported first. For the
+/// calls around a step that are not its claim, save or release (loads, the
+/// cancel and pause checks, draining an event): the runtime gives the step
+/// up when one fails, while an absent workflow or a bad id is an answer.
+pub(crate) fn reported_if_transient<T>(
+    op: Op,
+    step: Step<'_>,
+    result: Result<T, Error>,
+) -> Result<T, BackendError> {
+    match result {
+        Err(error) if error.is_transient() => reported(op, step, Err(error)),
+        other => other.map_err(BackendError::from),
+    }
 }
 
 /// `result` at the trait boundary; a failure is reported first.
