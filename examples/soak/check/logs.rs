@@ -132,10 +132,14 @@ impl Logs {
     }
 
     /// Why run `b` of `task` of `instance` repeated run `a`, from evidence
-    /// that `a` lost its claim between its start and `b`'s: a claim taken
-    /// over from one of `a`'s process's workers on this task; a save,
-    /// release or heartbeat of `a`'s process for this instance (and task,
-    /// where the call names one) that failed; or `a`'s process killed.
+    /// that `a` lost its claim, or its result, between its start and `b`'s:
+    /// a claim taken over from one of `a`'s process's workers on this task;
+    /// a store call of `a`'s process for this instance (and task, where the
+    /// call names one) that failed: the save, release or heartbeat, or a
+    /// load, cancel or pause check or event drain around the step; or
+    /// `a`'s process killed. Or `b` was the stale one: `a`'s claim was
+    /// the takeover of the claim of `b`'s worker on this task, which ran
+    /// its body once its process came back.
     /// `None` is a violation: nothing shows the first run lost its claim.
     pub fn explain(
         &self,
@@ -162,16 +166,39 @@ impl Logs {
                 "store call failed"
                     if c.pid == a.pid && c.field("task_id").is_none_or(|t| t == task_id) =>
                 {
+                    // After the body the runtime saves, checks for a
+                    // cancel or a pause, drains a buffered event and
+                    // releases: when one fails it gives the step up, and
+                    // a worker runs it again (after the claim runs out, or
+                    // by recovery once the grace has passed).
                     match c.field("op") {
-                        Some("save_snapshot") => return Some("save failed"),
-                        Some("save_task_result") => return Some("save failed"),
+                        Some("save_snapshot" | "save_task_result") => return Some("save failed"),
                         Some("release_task_claim") => return Some("release failed"),
                         Some("extend_task_claim") => return Some("heartbeat failed"),
+                        Some("check_and_cancel" | "check_and_pause") => {
+                            return Some("cancel or pause check failed");
+                        }
+                        Some("load_snapshot" | "load_task_result") => return Some("load failed"),
+                        Some("consume_event") => return Some("event drain failed"),
                         _ => {}
                     }
                 }
                 _ => {}
             }
+        }
+        // The later run may be the stale one: its worker claimed first,
+        // was stopped or cut off before the body ran, and ran it once
+        // back, after the earlier run had taken its expired claim over.
+        let took_from_b = self.clues.get(instance).into_iter().flatten().any(|c| {
+            c.message == "claim taken over"
+                && c.pid == a.pid
+                && c.field("previous_task") == Some(task_id.as_str())
+                && c.field("previous_worker").and_then(worker_pid) == Some(b.pid)
+                && lo.saturating_sub(STALE_MS) <= c.ms
+                && c.ms <= lo
+        });
+        if took_from_b {
+            return Some("stale run after a takeover");
         }
         faults
             .iter()
@@ -179,6 +206,11 @@ impl Logs {
             .then_some("process killed")
     }
 }
+
+/// How long before the earlier run's start its takeover of the later
+/// run's claim may be (the claim and the body's start are a few
+/// milliseconds apart; a margin for a slow process).
+const STALE_MS: u64 = 5000;
 
 /// The pid in a soak worker id (`p<index>-<pid>-w<k>`).
 fn worker_pid(worker: &str) -> Option<u32> {
