@@ -149,6 +149,7 @@ async fn without_a_live_claim_of_this_backend_a_failed_save_is_not_made_again() 
 #[tokio::test]
 async fn a_claim_about_to_run_out_is_not_retried_on() {
     let (db, b) = backend_with_timeout().await;
+    let (seen, _guard) = recorder();
     b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
     b.claim_task(
         "wf",
@@ -169,6 +170,11 @@ async fn a_claim_about_to_run_out_is_not_retried_on() {
     .await;
     assert!(b.save_snapshot(&mut moved_on()).await.is_err());
     unlock.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|e| e.message != "store call retried"),
+        "{seen:#?}"
+    );
 }
 
 /// The calls around a step that are not its claim, save or release report
@@ -187,10 +193,10 @@ async fn a_cancel_check_that_timed_out_is_evidence_and_an_absent_workflow_is_not
         TIMEOUT + Duration::from_millis(200),
     )
     .await;
-    assert!(b.check_and_cancel("wf", Some(tid("a"))).await.is_err());
+    let err = b.check_and_cancel("wf", Some(tid("a"))).await.unwrap_err();
     unlock.await.unwrap();
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen.len(), 1, "{err}: {seen:#?}");
     assert_eq!(seen[0].message, "store call failed");
     assert_eq!(seen[0].field("op"), Some("check_and_cancel"));
     assert_eq!(seen[0].field("instance_id"), Some("wf"));
