@@ -34,13 +34,15 @@ FROM (
             OR q.queued_at <= now() - $1::float8 * interval '1 millisecond')
      LIMIT $2)
     UNION
-    -- A delay that expired, or a signal wait that timed out: only parked
-    -- rows have a wake_at, so no test of position_kind, which would let
-    -- the planner walk the dashboard's tasks_parked_idx (kind first) over
-    -- every parked row instead of tasks_wake_at_idx from its start.
+    -- A delay that expired, or a signal wait that timed out. The kind is
+    -- tested as "not at a task" (the same rows: the column's CHECK allows
+    -- three kinds), which the planner cannot match to the predicate of
+    -- the dashboard's tasks_parked_idx (kind first, walked over every
+    -- parked row), so it reads tasks_wake_at_idx from its start.
     (SELECT q.instance_id, q.queued_at
      FROM sayiir.tasks AS q
      WHERE q.wake_at <= now()
+       AND q.position_kind <> 'AtTask'
        AND q.quarantined IS NULL
        AND (q.claimed_until IS NULL OR q.claimed_until <= now())
      ORDER BY q.wake_at
