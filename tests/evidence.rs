@@ -5,24 +5,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::evidence::recorder;
 use common::*;
-use sayiir_diesel_testkit::{Evidence, EvidenceSink};
 use sayiir_persistence::{SnapshotStore, TaskClaimStore};
-
-/// Every evidence event of this thread while the guard lives (the test
-/// runs on one thread: `#[tokio::test]`'s default runtime).
-fn recorder() -> (Arc<Mutex<Vec<Evidence>>>, tracing::subscriber::DefaultGuard) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    let guard = tracing::subscriber::set_default(EvidenceSink::new(move |e| {
-        sink.lock().unwrap().push(e);
-    }));
-    (seen, guard)
-}
 
 #[tokio::test]
 async fn a_takeover_and_the_failed_calls_of_the_lost_claim_are_evidence() {

@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::evidence::recorder;
 use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use sayiir_core::snapshot::ExecutionPosition;
-use sayiir_diesel_testkit::{Evidence, EvidenceSink, TestDatabase};
+use sayiir_diesel_testkit::TestDatabase;
 use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -41,15 +41,6 @@ async fn lock_for(url: &str, table: &str, hold: Duration) -> tokio::task::JoinHa
         tokio::time::sleep(hold).await;
         admin.batch_execute("COMMIT").await.unwrap();
     })
-}
-
-fn recorder() -> (Arc<Mutex<Vec<Evidence>>>, tracing::subscriber::DefaultGuard) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    let guard = tracing::subscriber::set_default(EvidenceSink::new(move |e| {
-        sink.lock().unwrap().push(e);
-    }));
-    (seen, guard)
 }
 
 /// `wf` at task `a`, its output recorded and moved on to `b`.

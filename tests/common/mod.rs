@@ -2,6 +2,7 @@
 //! template, and a fresh database per test.
 #![allow(dead_code)]
 
+pub mod evidence;
 pub mod finder;
 pub mod plan;
 pub mod retention;
