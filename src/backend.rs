@@ -41,8 +41,9 @@ pub(crate) struct Inner<C> {
     /// The claims this backend granted, which bound a save's or a
     /// release's retry (`store::retry`).
     pub(crate) held: crate::dispatch::HeldClaims,
-    /// How long a granted claim must still be live for a retry.
-    pub(crate) retry_room: Duration,
+    /// The pool's `statement_timeout`: a retry's own never exceeds it
+    /// (`store::retry`).
+    pub(crate) statement_timeout: Option<Duration>,
     /// The background pruner, when
     /// [`Builder::retention`](crate::Builder::retention) set one; dropping it
     /// stops the task.
@@ -146,7 +147,7 @@ where
                 wakeup_counters,
                 seen: crate::dispatch::SeenRevisions::default(),
                 held: crate::dispatch::HeldClaims::default(),
-                retry_room: crate::store::retry_room(config.statement_timeout),
+                statement_timeout: config.statement_timeout,
                 _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),

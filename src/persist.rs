@@ -41,13 +41,15 @@ where
     ) -> Result<bool> {
         snapshot.strip_task_outputs();
         let blob = crate::codec::encode(&self.inner.codec, snapshot)?;
-        workflows::write(conn, snapshot, self.write_options(blob, outputs, how)).await
+        let wrote =
+            workflows::write(conn, snapshot, self.write_options(&blob, outputs, how)).await?;
+        Ok(wrote.written)
     }
 
     /// The write options of this backend for one write.
     pub(crate) fn write_options<'a>(
         &self,
-        blob: Vec<u8>,
+        blob: &'a [u8],
         outputs: &'a [(TaskId, Bytes)],
         how: Persist,
     ) -> Write<'a> {
@@ -57,6 +59,7 @@ where
             may_notify: matches!(how, Persist::Notify | Persist::Unpause),
             keep_history: self.inner.keep_history,
             leave_paused: matches!(how, Persist::Unpause),
+            ends_claim: None,
         }
     }
 }

@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn every_statement_numbers_its_placeholders_without_gaps() {
         for (name, sql, expected) in [
-            ("workflows::WRITE", workflows::WRITE, 31),
+            ("workflows::WRITE", workflows::WRITE, 33),
             ("workflows::LOAD", workflows::LOAD, 1),
             ("events::POP_OLDEST", events::POP_OLDEST, 2),
             ("claims::CLAIM", claims::CLAIM, 5),

@@ -82,15 +82,20 @@ async fn a_save_that_hit_the_statement_timeout_is_made_again_while_the_claim_is_
         seen.iter().all(|e| e.message != "store call failed"),
         "{seen:#?}"
     );
-    // The release after it, the claims locked the same way, is made again
-    // too.
+    // That save ended the claim itself (its release sends nothing). A
+    // release that still writes, the claims locked the same way, is made
+    // again too.
+    b.claim_task("wf", &tid("b"), "w1", Some(chrono::Duration::seconds(60)))
+        .await
+        .unwrap()
+        .unwrap();
     let unlock = lock_for(
         db.url(),
         "sayiir.claims",
         TIMEOUT + Duration::from_millis(200),
     )
     .await;
-    b.release_task_claim("wf", &tid("a"), "w1").await.unwrap();
+    b.release_task_claim("wf", &tid("b"), "w1").await.unwrap();
     unlock.await.unwrap();
     assert!(
         b.claim_task("wf", &tid("b"), "w2", None)
@@ -136,7 +141,8 @@ async fn without_a_live_claim_of_this_backend_a_failed_save_is_not_made_again() 
 }
 
 /// A claim that runs out before a retry could finish is not retried: the
-/// room a retry needs is the statement timeout plus a margin.
+/// room a retry needs is its pause, 200 ms for its statement and a 500 ms
+/// margin.
 #[tokio::test]
 async fn a_claim_about_to_run_out_is_not_retried_on() {
     let (db, b) = backend_with_timeout().await;
@@ -152,7 +158,7 @@ async fn a_claim_about_to_run_out_is_not_retried_on() {
     .unwrap()
     .unwrap();
     // After the first attempt's 300 ms, 600 ms are left: less than the
-    // 800 ms a retry needs.
+    // 800 ms a retry needs (100 ms pause, 200 ms, 500 ms).
     let unlock = lock_for(
         db.url(),
         "sayiir.tasks",
@@ -192,4 +198,69 @@ async fn a_cancel_check_that_timed_out_is_evidence_and_an_absent_workflow_is_not
     assert_eq!(seen[0].field("op"), Some("check_and_cancel"));
     assert_eq!(seen[0].field("instance_id"), Some("wf"));
     assert_eq!(seen[0].field("transient"), Some("true"));
+}
+
+/// The soak's settings: claims of 3 s against a statement timeout of 2 s.
+/// A save that timed out once has 1 s of its claim left, too little for
+/// another 2 s statement but enough for one bounded by what is left.
+async fn soak_like() -> (TestDatabase, Backend) {
+    let db = test_db().await;
+    let b = Backend::builder(db.url())
+        .statement_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(3)))
+        .await
+        .unwrap()
+        .unwrap();
+    (db, b)
+}
+
+#[tokio::test]
+async fn a_claim_shorter_than_twice_the_timeout_leaves_room_for_a_bounded_retry() {
+    let (db, b) = soak_like().await;
+    let (seen, _guard) = recorder();
+    let unlock = lock_for(db.url(), "sayiir.tasks", Duration::from_millis(2300)).await;
+    b.save_snapshot(&mut moved_on()).await.unwrap();
+    unlock.await.unwrap();
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(stored.current_task_id(), Some(tid("b")));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|e| e.message == "store call retried" && e.field("op") == Some("save_snapshot")),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_cannot_finish_inside_the_claim_gives_up_before_it_runs_out() {
+    let (db, b) = soak_like().await;
+    let (seen, _guard) = recorder();
+    let started = std::time::Instant::now();
+    let unlock = lock_for(db.url(), "sayiir.tasks", Duration::from_secs(4)).await;
+    let err = b.save_snapshot(&mut moved_on()).await.unwrap_err();
+    let gave_up = started.elapsed();
+    unlock.await.unwrap();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(
+        gave_up < Duration::from_secs(3),
+        "gave up after {gave_up:?}, past the 3 s claim"
+    );
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(
+        stored.current_task_id(),
+        Some(tid("a")),
+        "nothing landed late"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|e| e.message == "store call retried")
+            .count(),
+        1,
+        "one bounded retry, then no room: {seen:#?}"
+    );
 }

@@ -183,3 +183,55 @@ async fn only_dispatchable_saves_send_a_wakeup() {
         .expect("a hint");
     assert_eq!(hint.instance_id, "ready");
 }
+
+/// One 4-step workflow at a time on an idle fleet whose workers poll only
+/// every 10 s: each runs to Completed in a fraction of one poll, so every
+/// step was started by a wakeup (the submit's, then each save's as it ends
+/// its claim), not by a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_workflow_on_an_idle_fleet_moves_on_wakeups_not_polls() {
+    use std::sync::Arc;
+
+    use sayiir_core::context::WorkflowContext;
+    use sayiir_core::registry::TaskRegistry;
+    use sayiir_core::workflow::WorkflowBuilder;
+    use sayiir_runtime::serialization::JsonCodec;
+    use sayiir_runtime::{PooledWorker, WorkflowClient};
+
+    const POLL: Duration = Duration::from_secs(10);
+    let (_db, b) = backend().await;
+    let ctx = WorkflowContext::new("idle", Arc::new(JsonCodec), Arc::new(()));
+    let wf = Arc::new(
+        WorkflowBuilder::new(ctx)
+            .then("s1", |x: u64| async move { Ok(x + 1) })
+            .then("s2", |x: u64| async move { Ok(x + 1) })
+            .then("s3", |x: u64| async move { Ok(x + 1) })
+            .then("s4", |x: u64| async move { Ok(x + 1) })
+            .build()
+            .unwrap(),
+    );
+    let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            PooledWorker::new(format!("idle-{i}"), b.clone(), TaskRegistry::new())
+                .with_claim_ttl(Some(Duration::from_secs(30)))
+                .spawn(POLL, registry.clone())
+        })
+        .collect();
+    let client = WorkflowClient::new(b.clone());
+    for i in 0..3u64 {
+        // Every worker has polled and is waiting for a wakeup.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let id = format!("lone-{i}");
+        let started = Instant::now();
+        client.submit(&*wf, &id, i).await.unwrap();
+        wait_status(&client, &id, POLL, completed).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{id}: {took:?}, so a step waited for a poll"
+        );
+        assert_eq!(final_output(&b, &id).await, json(i + 4));
+    }
+    shutdown_and_join(&workers).await;
+}

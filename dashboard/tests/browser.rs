@@ -241,10 +241,12 @@ async fn an_operator_finds_pauses_resumes_and_cancels_workflows_in_a_browser() {
         })
         .collect();
     let client = WorkflowClient::new(b.clone());
+    // order-2 is cancelled last, after several page loads: its twelve
+    // steps of 4 s leave a slow browser 48 s to get there.
     for (id, ms) in [
         ("order-3", 5u64),
         ("order-1", 1500),
-        ("order-2", 1500),
+        ("order-2", 4000),
         (HOSTILE, 1500),
     ] {
         client.submit(&*wf, id, ms).await.unwrap();

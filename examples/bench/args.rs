@@ -15,14 +15,28 @@ pub enum Workload {
     Signal,
     /// The linear workload next to many workflows parked on a long delay.
     Giants,
+    /// Idle latency: linear workflows one at a time (the next is submitted
+    /// once the last step of the one before ran), workers polling every
+    /// second: how fast a lone workflow moves on an idle fleet.
+    Idle,
 }
 
 impl Workload {
+    /// What `--workload all` runs (`idle` is asked for by name).
     pub const ALL: [Workload; 4] = [
         Workload::Linear,
         Workload::Fanout,
         Workload::Signal,
         Workload::Giants,
+    ];
+
+    /// Every workload, for parsing names.
+    pub const NAMED: [Workload; 5] = [
+        Workload::Linear,
+        Workload::Fanout,
+        Workload::Signal,
+        Workload::Giants,
+        Workload::Idle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,13 +45,14 @@ impl Workload {
             Workload::Fanout => "fanout",
             Workload::Signal => "signal",
             Workload::Giants => "giants",
+            Workload::Idle => "idle",
         }
     }
 
     /// Steps (tasks the workers run) per measured workflow.
     pub fn steps(self) -> usize {
         match self {
-            Workload::Linear | Workload::Giants => 4,
+            Workload::Linear | Workload::Giants | Workload::Idle => 4,
             Workload::Fanout => 5,
             Workload::Signal => 2,
         }
@@ -56,6 +71,8 @@ pub struct Args {
     pub workloads: Vec<Workload>,
     pub pool: usize,
     pub giants: usize,
+    /// Workflows of the `idle` workload (one at a time).
+    pub idle_workflows: usize,
     pub timeout: Duration,
     pub top: usize,
     /// Run only this backend (`diesel` or `postgres`).
@@ -141,7 +158,11 @@ usage: cargo run --release --example bench -- [flags]
   --claim-ttl-s S   claim TTL (default 60)
   --workflows W     measured workflows per run (default 1000)
   --rounds R        rounds; each round runs every backend once (default 3)
-  --workload NAME   linear | fanout | signal | giants | all (default linear)
+  --workload NAMES  linear, fanout, signal, giants, idle (comma-separated),
+                    or all (every one but idle; default linear). idle:
+                    linear workflows one at a time, workers polling every
+                    second (idle latency)
+  --idle-workflows N   workflows of the idle workload (default 20)
   --pool N          max pool connections, both backends (default 16)
   --giants N        parked workflows seeded for `giants` (default 10000)
   --timeout-s S     give up on a run after this long (default 600)
@@ -196,6 +217,7 @@ impl Args {
             workloads: vec![Workload::Linear],
             pool: 16,
             giants: 10_000,
+            idle_workflows: 20,
             timeout: Duration::from_secs(600),
             top: 8,
             only: None,
@@ -239,6 +261,7 @@ impl Args {
                 "--rounds" => a.rounds = positive(&flag, num()?)?,
                 "--pool" => a.pool = positive(&flag, num()?)?,
                 "--giants" => a.giants = usize::try_from(num()?)?,
+                "--idle-workflows" => a.idle_workflows = usize::try_from(num()?)?.max(1),
                 "--timeout-s" => a.timeout = Duration::from_secs(num()?),
                 "--top" => a.top = usize::try_from(num()?)?,
                 "--only" => {
@@ -280,12 +303,16 @@ impl Args {
                 "--workload" => {
                     a.workloads = match value.as_str() {
                         "all" => Workload::ALL.to_vec(),
-                        name => vec![
-                            *Workload::ALL
-                                .iter()
-                                .find(|w| w.name() == name)
-                                .ok_or_else(|| format!("unknown workload {name}\n\n{USAGE}"))?,
-                        ],
+                        names => names
+                            .split(',')
+                            .map(|name| {
+                                Workload::NAMED
+                                    .iter()
+                                    .find(|w| w.name() == name)
+                                    .copied()
+                                    .ok_or_else(|| format!("unknown workload {name}\n\n{USAGE}"))
+                            })
+                            .collect::<Result<_, _>>()?,
                     }
                 }
                 _ => return Err(format!("unknown flag {flag}\n\n{USAGE}").into()),

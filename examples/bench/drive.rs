@@ -69,6 +69,16 @@ async fn drive_all<B: Backend>(
     let start = Instant::now();
     let submit = async {
         for i in 0..n {
+            if workload == Workload::Idle {
+                // One at a time: the fleet has gone back to waiting.
+                while probe.finished_count() < i {
+                    if Instant::now() > deadline {
+                        return Err(format!("timed out: idle workflow {i} of {n}").into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             probe.submitting(i);
             client.submit(wf, format!("wf{i}"), input(i)).await?;
         }

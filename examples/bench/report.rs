@@ -73,6 +73,11 @@ const METRICS: &[Metric] = &[
         get: |o| per_wf(o, o.transactions),
     },
     Metric {
+        name: "WAL flushes/wf",
+        better: "lower",
+        get: |o| per_wf(o, o.wal_syncs),
+    },
+    Metric {
         name: "duplicate steps",
         better: "lower",
         get: |o| Some(o.executions.saturating_sub(o.distinct) as f64),
@@ -146,7 +151,7 @@ pub fn line(o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64();
     let mut s = format!(
         "{name} {} wf in {secs:.2} s: {:.1} wf/s {:.1} steps/s | latency p50 {} p99 {} ms | \
-         {} stmts/wf {} xacts/wf ({} rolled back) | claims/step {} | dup {} missing {} stray {} \
+         {} stmts/wf {} xacts/wf ({} rolled back) {} WAL flushes/wf | claims/step {} | dup {} missing {} stray {} \
          | CPU client {} s \
          server {} s (other processes {} s) | RSS {} MiB (run peak {})",
         o.workflows,
@@ -157,6 +162,7 @@ pub fn line(o: &Outcome) -> String {
         fmt(per_wf(o, o.statements)),
         fmt(per_wf(o, o.transactions)),
         fmt(per_wf(o, o.rollbacks)),
+        fmt(per_wf(o, o.wal_syncs)),
         fmt(claims_per_step(o)),
         o.executions.saturating_sub(o.distinct),
         o.expected.saturating_sub(o.distinct),

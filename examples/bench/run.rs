@@ -41,6 +41,10 @@ pub struct Outcome {
     pub transactions: Option<i64>,
     /// Of which rolled back (a statement that failed, or an explicit ROLLBACK).
     pub rollbacks: Option<i64>,
+    /// WAL flushes to disk during the run (`pg_stat_wal.wal_sync`, the
+    /// whole server: the commits that waited for one, and the WAL
+    /// writer's own). Zero with `fsync = off`.
+    pub wal_syncs: Option<i64>,
     /// Calls of the backend's claim statement (attempts, won or lost).
     pub claims: Option<i64>,
     /// Step executions, distinct (workflow, step) pairs, expected pairs.
@@ -79,6 +83,7 @@ impl Outcome {
             statements: None,
             transactions: None,
             rollbacks: None,
+            wal_syncs: None,
             claims: None,
             executions: 0,
             distinct: 0,
@@ -111,6 +116,18 @@ pub async fn run<B: Backend>(
     round: usize,
     ticks: f64,
 ) -> Outcome {
+    // Idle latency: its own count, and workers that poll every second.
+    let idle;
+    let args = if workload == Workload::Idle {
+        idle = Args {
+            workflows: args.idle_workflows,
+            poll: Duration::from_secs(1),
+            ..args.clone()
+        };
+        &idle
+    } else {
+        args
+    };
     let mut out = Outcome::new(B::NAME, workload, round, args.workflows);
     let db = format!(
         "sayiir_bench_{}_{}_{}_r{round}",
@@ -159,6 +176,7 @@ async fn measure<B: Backend>(
     // 2. Counters before.
     let xacts_before = server.transactions(oid).await?;
     let rollbacks_before = server.rollbacks(oid).await?;
+    let wal_syncs_before = server.wal_syncs().await?;
     server.reset_statements().await?;
     let client_before = procstat::self_cpu_ticks();
     let server_before = server.postmaster.and_then(procstat::server_cpu_ticks);
@@ -205,6 +223,10 @@ async fn measure<B: Backend>(
     };
     out.transactions = Some(server.transactions(oid).await? - xacts_before - monitor_calls);
     out.rollbacks = Some(server.rollbacks(oid).await? - rollbacks_before);
+    out.wal_syncs = match (wal_syncs_before, server.wal_syncs().await?) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
     out.statements = server.statements(oid).await?;
     out.claims = server.calls_like(oid, B::CLAIM_LIKE).await?;
     if out.round == 0 && args.top > 0 {

@@ -349,6 +349,17 @@ impl Server {
         }
     }
 
+    /// WAL flushes of the whole server so far (`pg_stat_wal`, PostgreSQL
+    /// 14 and later; `None` before). Backends report theirs when they go
+    /// idle or exit, and the bench reads this once every session of the
+    /// run has exited.
+    pub async fn wal_syncs(&mut self) -> Result<Option<i64>, Error> {
+        let n = diesel::sql_query("SELECT wal_sync::bigint AS n FROM pg_stat_wal")
+            .get_result::<Num>(&mut self.admin)
+            .await;
+        Ok(n.ok().map(|n| n.n))
+    }
+
     /// Committed plus rolled-back transactions of the database so far.
     pub async fn transactions(&mut self, oid: i64) -> Result<i64, Error> {
         Ok(diesel::sql_query(

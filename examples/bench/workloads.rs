@@ -165,7 +165,7 @@ fn built<T>(r: Result<T, impl std::fmt::Debug>) -> Result<T, Error> {
 /// The measured workflow of `workload` (giants measure the linear one).
 pub fn measured(workload: Workload, p: &Arc<Probe>) -> Result<Wf, Error> {
     match workload {
-        Workload::Linear | Workload::Giants => linear(p),
+        Workload::Linear | Workload::Giants | Workload::Idle => linear(p),
         Workload::Fanout => fanout(p),
         Workload::Signal => signal(p),
     }

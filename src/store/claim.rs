@@ -3,7 +3,7 @@
 //! | call | round trips |
 //! |---|---|
 //! | `claim_task` | 1 (locks the workflow row, checks position and recorded output, upserts the claim) |
-//! | `release_task_claim` | 1 (delete, owner check, wakeup when runnable); after a failure at most two more, plus one read back when the commit is in doubt (`store::retry`) |
+//! | `release_task_claim` | 0 after a save that recorded the claimed task's output (the save ended the claim: `store::snapshot`); else 1 (delete, owner check, wakeup when runnable), and after a failure at most two more, plus one read back when the commit is in doubt (`store::retry`) |
 //! | `extend_task_claim` | 1 |
 //! | `find_available_tasks` | 1 (every rule decided on the queue row before `LIMIT`, one index walk per priority level, picks offered to the worker and hydrated); plus, at most every 500 ms (`dispatch::MAINTENANCE_EVERY`), one query for due parks and stuck rows, one delete of the dead claims of paused or finished workflows, one for the queue sample (metrics: claimable tasks up to a cap and the oldest one's age, through `tasks_runnable_idx`), and one short transaction (4 round trips) per row it advances |
 //! | `find_hinted_task` | 1 |
@@ -24,6 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use diesel_async::AsyncConnection;
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
@@ -36,7 +37,7 @@ use crate::input::{check_id, check_key, check_text};
 use crate::models::claims::{self, ClaimChange};
 use crate::telemetry::{self, Op, Refusal, Step, reported, store_call};
 
-use super::retry::Next;
+use super::retry::{Next, limit_statements};
 
 fn epoch(secs: i64) -> u64 {
     u64::try_from(secs).unwrap_or(0)
@@ -101,7 +102,9 @@ where
             match (row.claimed_at.is_some(), row.runnable) {
                 (true, _) => {
                     let ttl = ttl.map(|t| t.to_std().unwrap_or(Duration::ZERO));
-                    self.inner.held.granted(instance_id, started, ttl);
+                    self.inner
+                        .held
+                        .granted(instance_id, *task_id, worker_id, started, ttl);
                     telemetry::claim_taken(row.expired_holder.is_some());
                     if let (Some(worker), Some(task)) = (&row.expired_holder, &row.expired_task) {
                         telemetry::taken_over(step, worker, task);
@@ -134,11 +137,26 @@ where
         let released = async {
             check_id("instance id", instance_id)?;
             check_key("worker id", worker_id)?;
+            if self.inner.held.take_ended(instance_id, *task_id, worker_id) {
+                // The save that recorded the task's output deleted this
+                // claim and sent the wakeup: nothing is left to write.
+                return Ok(());
+            }
             let mut tries = 0;
+            let mut limit = None;
             loop {
                 let attempt = async {
                     let mut conn = self.conn().await?;
-                    claims::release(&mut conn, instance_id, *task_id, worker_id).await
+                    match limit {
+                        None => claims::release(&mut conn, instance_id, *task_id, worker_id).await,
+                        Some(limit) => {
+                            conn.transaction(async |conn| {
+                                limit_statements(conn, limit).await?;
+                                claims::release(conn, instance_id, *task_id, worker_id).await
+                            })
+                            .await
+                        }
+                    }
                 }
                 .await;
                 let error = match attempt {
@@ -154,14 +172,14 @@ where
                     .after_failure(Op::ReleaseTaskClaim, step, tries, &error, landed)
                     .await
                 {
-                    Next::Again => {}
+                    Next::Again(bound) => limit = Some(bound),
                     Next::Done => return Ok(()),
                     Next::GiveUp => return Err(error),
                 }
             }
         }
         .await;
-        self.inner.held.released(instance_id);
+        self.inner.held.released(instance_id, *task_id, worker_id);
         reported(Op::ReleaseTaskClaim, step, released)
     }
 

@@ -14,5 +14,3 @@ mod retry;
 mod signal;
 mod snapshot;
 mod task_result;
-
-pub(crate) use retry::room as retry_room;

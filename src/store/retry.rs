@@ -7,10 +7,13 @@
 //! [`PAUSE`] times the attempt's number, and only
 //!
 //! * while a claim this backend granted on the workflow is live for at
-//!   least the room a retry needs (the pause, the statement timeout and
-//!   a margin):
-//!   a retry never lands after the claim could have passed to another
-//!   worker (`dispatch::HeldClaims`);
+//!   least the room a retry needs (the pause, [`MIN_STATEMENT`] and
+//!   [`MARGIN`]). The retry runs in a transaction whose statements are
+//!   bounded (`SET LOCAL statement_timeout`) by what is left of the claim
+//!   less the margin, and never by more than the pool's own timeout: a
+//!   retry never lands after the claim could have passed to another
+//!   worker (`dispatch::HeldClaims`), however short the claim is next to
+//!   the statement timeout;
 //! * after a failure the server reported for the statement (statement or
 //!   lock timeout, cancel, deadlock, serialization failure) or one that
 //!   happened before anything was sent (no pooled connection): the write
@@ -25,6 +28,8 @@
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as D};
+use diesel::sql_types::{Bool, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
@@ -36,14 +41,36 @@ pub(crate) const MAX_RETRIES: u32 = 2;
 /// The pause before retry number n: n times this.
 pub(crate) const PAUSE: Duration = Duration::from_millis(100);
 
-/// What a retry needs besides the statement timeout and its pause: a
-/// connection, and the round trip.
+/// What a retry needs on the claim besides its statements and its pause:
+/// a connection, the round trips and the commit.
 pub(crate) const MARGIN: Duration = Duration::from_millis(500);
 
-/// The room a retry needs on the claim: the statement timeout (1 s where
-/// none is set) plus [`MARGIN`].
-pub(crate) fn room(statement_timeout: Option<Duration>) -> Duration {
-    statement_timeout.unwrap_or(Duration::from_secs(1)) + MARGIN
+/// The shortest statement timeout a retry is given; with less of the
+/// claim left it is not made.
+pub(crate) const MIN_STATEMENT: Duration = Duration::from_millis(200);
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `set_config(name, value, is_local)`.
+    fn set_config(name: Text, value: Text, is_local: Bool) -> Text;
+}
+
+/// Bounds every later statement of the current transaction by `limit`
+/// (`SET LOCAL statement_timeout`). One statement.
+pub(crate) async fn limit_statements(conn: &mut AsyncPgConnection, limit: Duration) -> Result<()> {
+    let ms = format!("{}ms", limit.as_millis().max(1));
+    diesel::select(set_config("statement_timeout", ms, true))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The statement timeout of a retry with `left` of the claim: `left` less
+/// [`MARGIN`], never more than the pool's own `statement_timeout`; `None`
+/// when that is under [`MIN_STATEMENT`].
+pub(crate) fn retry_limit(left: Duration, statement_timeout: Option<Duration>) -> Option<Duration> {
+    let limit = left.saturating_sub(MARGIN);
+    let limit = statement_timeout.map_or(limit, |t| limit.min(t));
+    (limit >= MIN_STATEMENT).then_some(limit)
 }
 
 /// What a failed write left behind.
@@ -89,8 +116,9 @@ pub(crate) fn failed(error: &Error) -> Failed {
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
-    /// Make the write again.
-    Again,
+    /// Make the write again, in a transaction whose statements are bounded
+    /// by this timeout ([`limit_statements`]).
+    Again(Duration),
     /// It landed after all: done.
     Done,
     /// Give up: the error stands.
@@ -114,7 +142,7 @@ impl<C> DieselBackend<C> {
             || !self
                 .inner
                 .held
-                .live_for(step.instance, self.inner.retry_room + pause)
+                .live_for(step.instance, pause + MIN_STATEMENT + MARGIN)
         {
             return Next::GiveUp;
         }
@@ -124,14 +152,25 @@ impl<C> DieselBackend<C> {
         }
         // A restarting server or a reset link needs a moment.
         tokio::time::sleep(pause).await;
-        let next = match kind {
+        let again = match kind {
             Failed::Final => return Next::GiveUp,
-            Failed::NotApplied => Next::Again,
+            Failed::NotApplied => true,
             Failed::InDoubt => match landed.await {
-                Ok(true) => Next::Done,
-                Ok(false) => Next::Again,
+                Ok(true) => false,
+                Ok(false) => true,
                 Err(_) => return Next::GiveUp,
             },
+        };
+        let next = if again {
+            // What is left of the claim now, after the pause and any read
+            // back, bounds the retry.
+            let left = self.inner.held.left(step.instance);
+            match left.and_then(|left| retry_limit(left, self.inner.statement_timeout)) {
+                Some(limit) => Next::Again(limit),
+                None => return Next::GiveUp,
+            }
+        } else {
+            Next::Done
         };
         telemetry::retried(op, step, error, next == Next::Done);
         next
@@ -213,6 +252,20 @@ mod tests {
                 "terminating connection due to administrator command"
             )),
             Failed::InDoubt
+        );
+    }
+
+    #[test]
+    fn a_retry_is_bounded_by_the_claim_and_the_pool_timeout() {
+        let ms = Duration::from_millis;
+        // The soak's settings: a 3 s claim, a 2 s timeout that struck once.
+        assert_eq!(retry_limit(ms(900), Some(ms(2000))), Some(ms(400)));
+        assert_eq!(retry_limit(ms(60_000), Some(ms(2000))), Some(ms(2000)));
+        assert_eq!(retry_limit(ms(60_000), None), Some(ms(59_500)));
+        assert_eq!(retry_limit(ms(650), Some(ms(2000))), None);
+        assert_eq!(
+            retry_limit(Duration::MAX, Some(ms(30_000))),
+            Some(ms(30_000))
         );
     }
 

@@ -37,6 +37,18 @@ released AS (
     WHERE q.instance_id = gone.instance_id
     RETURNING q.hint, q.quarantined, q.requested, q.retry_at
 ),
+relaxed AS (
+    -- This commit does not wait for the WAL flush (the transaction's own
+    -- setting). Losing it in a server crash can only delay work: the WAL
+    -- is replayed in order, so a release that is lost was the last thing
+    -- this server acknowledged, after every durable commit that survived.
+    -- What comes back is the claim, which blocks its workflow until it
+    -- expires, and the back-off, the evidence for recovery and the wakeup,
+    -- which only time work. Whatever the step wrote was saved before the
+    -- release, by a durable commit, so nothing runs twice and nothing is
+    -- lost.
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+),
 wake AS (
     -- The workflow may have become runnable while the claim blocked it.
     SELECT pg_notify('sayiir_diesel_task_ready', r.hint)
@@ -49,3 +61,4 @@ wake AS (
 SELECT (SELECT count(*) FROM gone) AS matched,
        (SELECT count(*) FROM wake) AS woke,
        (SELECT c.worker_id FROM sayiir.claims AS c WHERE c.instance_id = $1) AS owner
+WHERE (SELECT r.setting FROM relaxed AS r) = 'off'

@@ -13,7 +13,9 @@
 //! 3. append to `history` (when history is kept);
 //! 4. upsert or delete the instance's `tasks` row;
 //! 5. `pg_notify` when the result is dispatchable (delivered at commit); the
-//!    hint is also kept on the queue row for claim releases and recovery.
+//!    hint is also kept on the queue row for claim releases and recovery;
+//! 6. delete the claim the write finishes, when the caller names one
+//!    ([`Write::ends_claim`]): the worker's release then writes nothing.
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
@@ -32,9 +34,10 @@ use crate::queries::Raw;
 pub(crate) const WRITE: &str = include_str!("write.sql");
 
 /// What a write changes besides the blob.
+#[derive(Clone, Copy)]
 pub(crate) struct Write<'a> {
     /// The framed blob of `snapshot` with outputs stripped.
-    pub blob: Vec<u8>,
+    pub blob: &'a [u8],
     /// Outputs to upsert (a `save_snapshot` sends every member's).
     pub outputs: &'a [(TaskId, bytes::Bytes)],
     /// Send a wakeup when the result is dispatchable.
@@ -43,15 +46,30 @@ pub(crate) struct Write<'a> {
     pub keep_history: bool,
     /// Allow Paused → InProgress (only `unpause` does).
     pub leave_paused: bool,
+    /// The claim (task, worker) this write finishes: `save_snapshot`
+    /// names it when the snapshot records the claimed task's output.
+    pub ends_claim: Option<(TaskId, &'a str)>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wrote {
+    /// `false` when the guard refused it: nothing was written.
+    pub written: bool,
+    /// The claim named by [`Write::ends_claim`] was deleted.
+    pub claim_ended: bool,
 }
 
 #[derive(diesel::QueryableByName)]
-struct Written {
+struct Counts {
     #[diesel(sql_type = BigInt)]
     written: i64,
     /// Wakeups the statement issued (counted as sent; delivered at commit).
     #[diesel(sql_type = BigInt)]
     notified: i64,
+    /// Claims it ended (0 or 1).
+    #[diesel(sql_type = BigInt)]
+    ended: i64,
 }
 
 /// Checks every text the write stores for NUL bytes before any write.
@@ -85,7 +103,7 @@ fn timestamp(secs: u64) -> DateTime<Utc> {
 }
 
 /// Every value the write statement binds, named, in the order its
-/// placeholders first appear in `write.sql` ($1 … $31).
+/// placeholders first appear in `write.sql` ($1 … $33).
 #[derive(Debug, PartialEq)]
 #[allow(
     clippy::struct_excessive_bools,
@@ -97,7 +115,7 @@ pub(crate) struct WriteParams<'a> {
     status: &'a str,
     position_kind: Option<&'a str>,
     current_task_id: Option<Vec<u8>>,
-    blob: Vec<u8>,
+    blob: &'a [u8],
     members: Vec<Vec<u8>>,
     trace_parent: Option<&'a str>,
     error: Option<&'a str>,
@@ -105,6 +123,9 @@ pub(crate) struct WriteParams<'a> {
     /// Completed or Failed: keep the stored membership, add these outputs.
     freeze: bool,
     leave_paused: bool,
+    /// The claim the write ends: its task and worker.
+    end_task: Option<Vec<u8>>,
+    end_worker: Option<&'a str>,
     output_ids: Vec<Vec<u8>>,
     output_values: Vec<&'a [u8]>,
     keep_history: bool,
@@ -173,6 +194,8 @@ pub(crate) fn write_params<'a>(
         finished: snapshot.state.is_terminal(),
         freeze,
         leave_paused: write.leave_paused,
+        end_task: write.ends_claim.map(|(task, _)| id_bytes(task)),
+        end_worker: write.ends_claim.map(|(_, worker)| worker),
         output_ids,
         output_values: write.outputs.iter().map(|(_, o)| o.as_ref()).collect(),
         keep_history: write.keep_history,
@@ -211,6 +234,8 @@ impl<'a> WriteParams<'a> {
             .bind::<Bool, _>(self.finished)
             .bind::<Bool, _>(self.freeze)
             .bind::<Bool, _>(self.leave_paused)
+            .bind::<Nullable<Bytea>, _>(self.end_task)
+            .bind::<Nullable<Text>, _>(self.end_worker)
             .bind::<Array<Bytea>, _>(self.output_ids)
             .bind::<Array<Bytea>, _>(self.output_values)
             .bind::<Bool, _>(self.keep_history)
@@ -233,20 +258,24 @@ impl<'a> WriteParams<'a> {
     }
 }
 
-/// Runs the write. Returns `false` when the guard refused it (the stored row
-/// is Completed, Failed or Cancelled, or Paused and the write would make it
-/// InProgress without `leave_paused`): then nothing was written.
+/// Runs the write. [`Wrote::written`] is `false` when the guard refused it
+/// (the stored row is Completed, Failed or Cancelled, or Paused and the
+/// write would make it InProgress without `leave_paused`): then nothing was
+/// written.
 pub(crate) async fn write(
     conn: &mut AsyncPgConnection,
     snapshot: &WorkflowSnapshot,
     write: Write<'_>,
-) -> Result<bool> {
-    let row: Written = write_params(snapshot, write)
+) -> Result<Wrote> {
+    let row: Counts = write_params(snapshot, write)
         .statement()
         .get_result(conn)
         .await?;
     crate::telemetry::wakeups_sent(row.notified);
-    Ok(row.written > 0)
+    Ok(Wrote {
+        written: row.written > 0,
+        claim_ended: row.ended > 0,
+    })
 }
 
 #[cfg(test)]
@@ -259,11 +288,12 @@ mod tests {
 
     fn opts(outputs: &[(TaskId, Bytes)], may_notify: bool) -> Write<'_> {
         Write {
-            blob: b"blob".to_vec(),
+            blob: b"blob",
             outputs,
             may_notify,
             keep_history: true,
             leave_paused: false,
+            ends_claim: None,
         }
     }
 
@@ -354,7 +384,7 @@ mod tests {
                 first_seen.push(n);
             }
         }
-        assert_eq!(first_seen, (1..=31).collect::<Vec<_>>());
+        assert_eq!(first_seen, (1..=33).collect::<Vec<_>>());
         // Rendering fails when the values bound and the placeholders differ.
         let s = at_task("a");
         let mut qb = diesel::pg::PgQueryBuilder::new();
