@@ -65,6 +65,7 @@ pub mod reports;
 pub mod retention;
 #[allow(missing_docs, clippy::pedantic)]
 pub mod schema;
+mod session;
 mod snapshots;
 mod store;
 pub mod telemetry;

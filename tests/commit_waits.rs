@@ -1,9 +1,10 @@
 //! Which commits wait to be durable. A server that names a synchronous
 //! standby that never connects holds every commit made with
 //! `synchronous_commit = on` forever, and lets one made with it off return
-//! at once: a crisp test of each statement's setting. The finder's offers
-//! and a release must return (their loss in a crash only delays work: see
-//! `find.sql` and `release.sql`); a claim and a save must wait.
+//! at once: a crisp test of each statement's setting. The finder's offers,
+//! a release and maintenance moving a delay on must return (their loss in a
+//! crash only delays work: see `find.sql`, `release.sql` and
+//! `dispatch/maintenance.rs`); a claim and a save must wait.
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use common::finder::ttl;
 use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use sayiir_core::snapshot::ExecutionPosition;
 use sayiir_diesel_testkit::PgServer;
 use sayiir_persistence::{SnapshotStore, TaskClaimStore};
 
@@ -66,6 +68,15 @@ async fn offers_and_releases_do_not_wait_for_the_flush_and_claims_and_saves_do()
         .await
         .unwrap()
         .expect("claimed");
+    let wake_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let mut delayed = at_task("delayed", "a");
+    delayed.update_position(ExecutionPosition::AtDelay {
+        delay_id: tid("nap"),
+        entered_at: chrono::Utc::now(),
+        wake_at,
+        next_task_id: Some(tid("b")),
+    });
+    b.save_snapshot(&mut delayed).await.unwrap();
 
     standby(&server, "nobody").await;
 
@@ -81,6 +92,23 @@ async fn offers_and_releases_do_not_wait_for_the_flush_and_claims_and_saves_do()
         .await
         .expect("a release does not wait for the flush")
         .unwrap();
+
+    // Past the delay (and the maintenance interval), a finder call moves it
+    // on and offers its next task.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let found = tokio::time::timeout(
+        PROMPT,
+        b.find_available_tasks("w3", 8, chrono::Duration::seconds(300), &[]),
+    )
+    .await
+    .expect("moving a delay on does not wait for the flush")
+    .unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|t| &*t.instance_id == "delayed" && t.task_id == tid("b")),
+        "{found:?}"
+    );
 
     let claimer = b.clone();
     let claim = tokio::spawn(async move {

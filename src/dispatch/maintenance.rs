@@ -22,7 +22,8 @@
 //! Each row is one short transaction: lock it with `SKIP LOCKED`, re-check
 //! under the lock, write through the shared write path (which notifies).
 //! Cost: one query for due rows, one for the queue sample (metrics), then
-//! 4–6 round trips per advanced row. A pass that finds a full batch
+//! 4–6 round trips per advanced row, one more for a delay, whose commit
+//! does not wait for the WAL flush (see [`Self::advance`]). A pass that finds a full batch
 //! ([`MAINTENANCE_BATCH`] rows) makes the next finder call run another pass
 //! at once.
 //!
@@ -43,6 +44,7 @@ use crate::error::{Error, Result};
 use crate::kinds::Status;
 use crate::models::{claims, events, history, signals, task_outputs, tasks, workflows};
 use crate::persist::Persist;
+use crate::session::commit_without_waiting;
 use crate::snapshots::{applies_here, apply_request, is_queued, resume_at_signal};
 
 /// Rows advanced per maintenance pass, at most.
@@ -123,9 +125,24 @@ where
             if self.apply_pending_request(conn, &mut snapshot).await? {
                 return Ok(());
             }
+            let woken = matches!(
+                snapshot.state,
+                WorkflowSnapshotState::InProgress {
+                    position: ExecutionPosition::AtDelay { .. },
+                    ..
+                }
+            );
             let Some(outputs) = self.move_on(conn, &mut snapshot, now).await? else {
                 return Ok(());
             };
+            if woken {
+                // A delay moved on carries nothing new: it is derived from
+                // the stored park and the clock. Lost in a crash, the
+                // park is back and the next pass moves it on again, and
+                // the claim of the task after it (a durable commit) can
+                // only be acknowledged once this commit is on disk too.
+                commit_without_waiting(conn).await?;
+            }
             self.inner.metrics.count_advanced();
             self.persist(conn, &mut snapshot, &outputs, Persist::Notify)
                 .await?;

@@ -37,7 +37,8 @@ use crate::input::{check_id, check_key, check_text};
 use crate::models::claims::{self, ClaimChange};
 use crate::telemetry::{self, Op, Refusal, Step, reported, store_call};
 
-use super::retry::{Next, limit_statements};
+use super::retry::Next;
+use crate::session::limit_statements;
 
 fn epoch(secs: i64) -> u64 {
     u64::try_from(secs).unwrap_or(0)

@@ -9,7 +9,7 @@
 //! * while a claim this backend granted on the workflow is live for at
 //!   least the room a retry needs (the pause, [`MIN_STATEMENT`] and
 //!   [`MARGIN`]). The retry runs in a transaction whose statements are
-//!   bounded (`SET LOCAL statement_timeout`) by what is left of the claim
+//!   bounded (`SET LOCAL statement_timeout`, [`crate::session`]) by what is left of the claim
 //!   less the margin, and never by more than the pool's own timeout: a
 //!   retry never lands after the claim could have passed to another
 //!   worker (`dispatch::HeldClaims`), however short the claim is next to
@@ -28,8 +28,6 @@
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as D};
-use diesel::sql_types::{Bool, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
@@ -48,21 +46,6 @@ pub(crate) const MARGIN: Duration = Duration::from_millis(500);
 /// The shortest statement timeout a retry is given; with less of the
 /// claim left it is not made.
 pub(crate) const MIN_STATEMENT: Duration = Duration::from_millis(200);
-
-diesel::define_sql_function! {
-    /// PostgreSQL's `set_config(name, value, is_local)`.
-    fn set_config(name: Text, value: Text, is_local: Bool) -> Text;
-}
-
-/// Bounds every later statement of the current transaction by `limit`
-/// (`SET LOCAL statement_timeout`). One statement.
-pub(crate) async fn limit_statements(conn: &mut AsyncPgConnection, limit: Duration) -> Result<()> {
-    let ms = format!("{}ms", limit.as_millis().max(1));
-    diesel::select(set_config("statement_timeout", ms, true))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
 
 /// The statement timeout of a retry with `left` of the claim: `left` less
 /// [`MARGIN`], never more than the pool's own `statement_timeout`; `None`
@@ -117,7 +100,7 @@ pub(crate) fn failed(error: &Error) -> Failed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
     /// Make the write again, in a transaction whose statements are bounded
-    /// by this timeout ([`limit_statements`]).
+    /// by this timeout ([`crate::session::limit_statements`]).
     Again(Duration),
     /// It landed after all: done.
     Done,

@@ -44,7 +44,8 @@ use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
 use crate::telemetry::{Op, Step, reported, reported_if_transient, store_call};
 
-use super::retry::{Next, limit_statements};
+use super::retry::Next;
+use crate::session::limit_statements;
 
 impl<C> SnapshotStore for DieselBackend<C>
 where
