@@ -115,6 +115,9 @@ async fn drive_all<B: Backend>(
     }
 }
 
+/// Events the signal workload's sender has in flight at once.
+const EVENTS_IN_FLIGHT: usize = 8;
+
 /// Sends its event to every workflow seen parked at the signal, once.
 async fn send_events<B: Backend>(
     client: &WorkflowClient<B>,
@@ -127,7 +130,7 @@ async fn send_events<B: Backend>(
         if Instant::now() > deadline {
             return Err(format!("timed out: {} of {n} events sent", sent.len()).into());
         }
-        let mut fresh = 0;
+        let mut due = Vec::new();
         for id in monitor.parked("AtSignal").await? {
             if sent.contains(&id) {
                 continue;
@@ -136,10 +139,21 @@ async fn send_events<B: Backend>(
                 continue;
             };
             let payload = Bytes::from(serde_json::to_vec(&(input(i) + STRIDE / 2))?);
-            client.send_event(&id, EVENT, payload).await?;
-            sent.insert(id);
-            fresh += 1;
+            due.push((id, payload));
         }
+        let fresh = due.len();
+        // Sent EVENTS_IN_FLIGHT at a time, as many callers would: one at a
+        // time, each waiting for its commit, the sender itself would set
+        // the pace of both backends.
+        let delivered: Vec<String> = futures_util::stream::iter(due)
+            .map(|(id, payload)| async move {
+                client.send_event(&id, EVENT, payload).await?;
+                Ok::<_, Error>(id)
+            })
+            .buffer_unordered(EVENTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        sent.extend(delivered);
         if fresh == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
