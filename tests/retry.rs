@@ -264,3 +264,62 @@ async fn a_retry_that_cannot_finish_inside_the_claim_gives_up_before_it_runs_out
         "one bounded retry, then no room: {seen:#?}"
     );
 }
+
+/// A save cut off with its connection is in doubt: it is read back before
+/// anything is written again. When the link stays down for a moment the
+/// read back fails too; it is made again (not given up at once) until the
+/// link is back. The server finished the save once the lock went (a cut
+/// client is noticed only when the answer is sent), so the read back finds
+/// it landed; had it not, the save would be made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_back_that_fails_while_the_link_is_down_is_made_again() {
+    use sayiir_diesel_testkit::Proxy;
+
+    let db = test_db().await;
+    let hostport = db
+        .url()
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let upstream: std::net::SocketAddr = hostport.parse().unwrap();
+    let proxy = Proxy::start(upstream).await.unwrap();
+    let url = db
+        .url()
+        .replace(&hostport, &format!("127.0.0.1:{}", proxy.port()));
+    let b = Backend::builder(&url)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    let (seen, _guard) = recorder();
+    // The save waits on a lock (taken directly, not through the proxy);
+    // then its connection is cut and the link held down for 800 ms.
+    let unlock = lock_for(db.url(), "sayiir.tasks", Duration::from_millis(400)).await;
+    let cut = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.reset();
+        proxy.blackhole();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        proxy.pass();
+        proxy
+    });
+    b.save_snapshot(&mut moved_on()).await.unwrap();
+    let _proxy = cut.await.unwrap();
+    unlock.await.unwrap();
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(stored.current_task_id(), Some(tid("b")));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|e| e.message == "store call retried" && e.field("op") == Some("save_snapshot")),
+        "{seen:#?}"
+    );
+}

@@ -165,7 +165,7 @@ where
                     Err(error) => error,
                 };
                 tries += 1;
-                let landed = async {
+                let landed = move || async move {
                     let mut conn = self.conn().await?;
                     Ok(!claims::held_by(&mut conn, instance_id, worker_id).await?)
                 };

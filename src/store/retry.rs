@@ -21,7 +21,9 @@
 //! * after a failure that leaves the commit in doubt (the connection broke
 //!   or was terminated while the statement ran): the write is read back
 //!   first, and made again only when it did not land. It is never made
-//!   twice.
+//!   twice. A read back that fails too (a server restarting) is made
+//!   again every [`PAUSE`] for up to [`READ_BACK_FOR`], while the claim
+//!   has room.
 //!
 //! Any other failure (bad input, a constraint, a refused claim) is final.
 
@@ -42,6 +44,9 @@ pub(crate) const PAUSE: Duration = Duration::from_millis(100);
 /// What a retry needs on the claim besides its statements and its pause:
 /// a connection, the round trips and the commit.
 pub(crate) const MARGIN: Duration = Duration::from_millis(500);
+
+/// How long a failing read back is tried again.
+pub(crate) const READ_BACK_FOR: Duration = Duration::from_secs(3);
 
 /// The shortest statement timeout a retry is given; with less of the
 /// claim left it is not made.
@@ -112,13 +117,13 @@ impl<C> DieselBackend<C> {
     /// After attempt number `tries` of `op`'s write for `step` failed with
     /// `error`: whether to make it again, take it as done (`landed`, a read
     /// back, says it committed), or give up (see the module docs).
-    pub(crate) async fn after_failure(
+    pub(crate) async fn after_failure<F: Future<Output = Result<bool>>>(
         &self,
         op: Op,
         step: Step<'_>,
         tries: u32,
         error: &Error,
-        landed: impl Future<Output = Result<bool>>,
+        landed: impl Fn() -> F,
     ) -> Next {
         let pause = PAUSE * tries;
         if tries > MAX_RETRIES
@@ -138,10 +143,9 @@ impl<C> DieselBackend<C> {
         let again = match kind {
             Failed::Final => return Next::GiveUp,
             Failed::NotApplied => true,
-            Failed::InDoubt => match landed.await {
-                Ok(true) => false,
-                Ok(false) => true,
-                Err(_) => return Next::GiveUp,
+            Failed::InDoubt => match self.read_back(step.instance, landed).await {
+                Some(landed) => !landed,
+                None => return Next::GiveUp,
             },
         };
         let next = if again {
@@ -157,6 +161,30 @@ impl<C> DieselBackend<C> {
         };
         telemetry::retried(op, step, error, next == Next::Done);
         next
+    }
+}
+
+impl<C> DieselBackend<C> {
+    /// Whether the write landed, from `landed`, called again every
+    /// [`PAUSE`] while it fails (a restarting server refuses the first
+    /// reads), for up to [`READ_BACK_FOR`] and while the claim on
+    /// `instance` has room for a retry. `None`: no answer in time.
+    async fn read_back<F: Future<Output = Result<bool>>>(
+        &self,
+        instance: &str,
+        landed: impl Fn() -> F,
+    ) -> Option<bool> {
+        let until = std::time::Instant::now() + READ_BACK_FOR;
+        loop {
+            if let Ok(answer) = landed().await {
+                return Some(answer);
+            }
+            let room = PAUSE + MIN_STATEMENT + MARGIN;
+            if std::time::Instant::now() >= until || !self.inner.held.live_for(instance, room) {
+                return None;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
     }
 }
 

@@ -100,9 +100,10 @@ where
                     Err(error) => error,
                 };
                 tries += 1;
-                let landed = async {
+                let blob = &blob;
+                let landed = move || async move {
                     let mut conn = self.conn().await?;
-                    workflows::holds(&mut conn, &snapshot.instance_id, &blob).await
+                    workflows::holds(&mut conn, &snapshot.instance_id, blob).await
                 };
                 let step = Step::instance(&snapshot.instance_id);
                 match self
@@ -154,7 +155,8 @@ where
                     return Ok(());
                 };
                 tries += 1;
-                let landed = async {
+                let output = &output;
+                let landed = move || async move {
                     let mut conn = self.conn().await?;
                     let stored = task_outputs::find(&mut conn, instance_id, *task_id).await?;
                     Ok(stored.as_deref() == Some(&output[..]))
