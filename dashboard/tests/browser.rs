@@ -15,6 +15,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -135,19 +136,39 @@ mod tempdir {
     }
 }
 
-/// Twelve steps of `input` milliseconds each: slow ones run long enough to
-/// be paused while they run.
+/// `order-1` (paused and resumed) runs with this input, and its steps wait
+/// at [`PAUSE_GATE`] first.
+const PAUSED_MS: u64 = 301;
+/// `order-2` (cancelled) runs with this input, and its steps wait at
+/// [`CANCEL_GATE`] first.
+const CANCELLED_MS: u64 = 302;
+/// Shut until the pause of `order-1` has been requested in the browser: the
+/// workflow cannot run to its end before the operator gets to it, however
+/// slow the browser is. The pause takes effect when the waiting step ends.
+static PAUSE_GATE: AtomicBool = AtomicBool::new(false);
+/// Shut until the cancel of `order-2` has been requested.
+static CANCEL_GATE: AtomicBool = AtomicBool::new(false);
+
+async fn step(ms: u64) -> Result<u64, sayiir_core::error::BoxError> {
+    let gate = match ms {
+        PAUSED_MS => Some(&PAUSE_GATE),
+        CANCELLED_MS => Some(&CANCEL_GATE),
+        _ => None,
+    };
+    while gate.is_some_and(|g| !g.load(Ordering::SeqCst)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(ms)
+}
+
+/// Twelve steps of `input` milliseconds each, the gated ones held at their
+/// gate until the test opens it.
 fn slow_workflow() -> Workflow<JsonCodec, u64> {
     let ctx = WorkflowContext::new("slow", Arc::new(JsonCodec), Arc::new(()));
-    let mut b = WorkflowBuilder::new(ctx).then("step-00", |ms: u64| async move {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        Ok(ms)
-    });
+    let mut b = WorkflowBuilder::new(ctx).then("step-00", step);
     for i in 1..12 {
-        b = b.then(&format!("step-{i:02}"), |ms: u64| async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(ms)
-        });
+        b = b.then(&format!("step-{i:02}"), step);
     }
     b.build().unwrap()
 }
@@ -229,30 +250,34 @@ async fn an_operator_finds_pauses_resumes_and_cancels_workflows_in_a_browser() {
     let (_db, b) = backend().await;
     let wf = Arc::new(slow_workflow());
     let registry = vec![(*wf.definition_hash(), Arc::clone(&wf))];
-    let workers: Vec<_> = (0..2)
+    // A worker runs the tasks it holds one after another, so a step held at
+    // its gate holds its worker too: three workers leave one free while
+    // order-1 and order-2 are held.
+    let workers: Vec<_> = (0..3)
         .map(|i| {
             PooledWorker::new(
                 format!("browser-worker-{i}"),
                 b.clone(),
                 TaskRegistry::new(),
             )
-            .with_batch_size(NonZeroUsize::new(2).unwrap())
+            .with_batch_size(NonZeroUsize::new(1).unwrap())
             .spawn(Duration::from_millis(100), registry.clone())
         })
         .collect();
     let client = WorkflowClient::new(b.clone());
-    // order-2 is cancelled last, after several page loads: its twelve
-    // steps of 4 s leave a slow browser 48 s to get there.
+    // A finished one for the overview's Completed count.
+    client.submit(&*wf, "order-3", 5u64).await.unwrap();
+    until_status(&b, "order-3", Status::Completed).await;
+    // order-1 and order-2 wait at their gates until the browser has asked
+    // for their pause and cancel: no timing decides whether the operator
+    // gets there first.
     for (id, ms) in [
-        ("order-3", 5u64),
-        ("order-1", 1500),
-        ("order-2", 4000),
+        ("order-1", PAUSED_MS),
+        ("order-2", CANCELLED_MS),
         (HOSTILE, 1500),
     ] {
         client.submit(&*wf, id, ms).await.unwrap();
     }
-    // A finished one for the overview's Completed count.
-    until_status(&b, "order-3", Status::Completed).await;
 
     let prefix = "/ops/sayiir";
     let dashboard = Dashboard::new(b.clone())
@@ -264,7 +289,8 @@ async fn an_operator_finds_pauses_resumes_and_cancels_workflows_in_a_browser() {
     let app = axum::Router::new().nest(prefix, dashboard.router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    // Pause order-1 (a slow one, still running) from its page; it becomes Paused in the database.
+    // Pause order-1 (held at its gate, still running) from its page; it
+    // becomes Paused in the database once the held step ends.
     c.goto(&format!("{base}{prefix}/workflows/order-1"))
         .await
         .unwrap();
@@ -272,6 +298,8 @@ async fn an_operator_finds_pauses_resumes_and_cancels_workflows_in_a_browser() {
     shot(&c, "confirm").await;
     click_and_wait(&c, "form button[type=submit]").await;
     assert!(c.source().await.unwrap().contains("Done: pause requested"));
+    assert_eq!(status_of(&b, "order-1").await, Some(Status::InProgress));
+    PAUSE_GATE.store(true, Ordering::SeqCst);
     until_status(&b, "order-1", Status::Paused).await;
     // Resume it; it completes.
     c.goto(&format!("{base}{prefix}/workflows/order-1"))
@@ -302,6 +330,8 @@ async fn an_operator_finds_pauses_resumes_and_cancels_workflows_in_a_browser() {
         .unwrap();
     click_and_wait(&c, "a.button[href$='/confirm/cancel/order-2']").await;
     click_and_wait(&c, "form button[type=submit]").await;
+    assert_eq!(status_of(&b, "order-2").await, Some(Status::InProgress));
+    CANCEL_GATE.store(true, Ordering::SeqCst);
     until_status(&b, "order-2", Status::Cancelled).await;
     // The resumed one runs to the end.
     until_status(&b, "order-1", Status::Completed).await;
