@@ -51,14 +51,20 @@ fn moved_on() -> sayiir_core::snapshot::WorkflowSnapshot {
     s
 }
 
-#[tokio::test]
-async fn a_save_that_hit_the_statement_timeout_is_made_again_while_the_claim_is_live() {
-    let (db, b) = backend_with_timeout().await;
+/// `wf` saved at task `a` and `a` claimed by `w1` through `b` for `ttl`:
+/// the claim this backend's retries are bounded by.
+async fn claimed_at_a(b: &Backend, ttl: chrono::Duration) {
     b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
-    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
+    b.claim_task("wf", &tid("a"), "w1", Some(ttl))
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_save_that_hit_the_statement_timeout_is_made_again_while_the_claim_is_live() {
+    let (db, b) = backend_with_timeout().await;
+    claimed_at_a(&b, chrono::Duration::seconds(60)).await;
     let (seen, _guard) = recorder();
     // Locked longer than one statement timeout, shorter than two.
     let unlock = lock_for(
@@ -147,16 +153,7 @@ async fn without_a_live_claim_of_this_backend_a_failed_save_is_not_made_again() 
 async fn a_claim_about_to_run_out_is_not_retried_on() {
     let (db, b) = backend_with_timeout().await;
     let (seen, _guard) = recorder();
-    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
-    b.claim_task(
-        "wf",
-        &tid("a"),
-        "w1",
-        Some(chrono::Duration::milliseconds(900)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    claimed_at_a(&b, chrono::Duration::milliseconds(900)).await;
     // After the first attempt's 300 ms, 600 ms are left: less than the
     // 800 ms a retry needs (100 ms pause, 200 ms, 500 ms).
     let unlock = lock_for(
@@ -210,11 +207,7 @@ async fn soak_like() -> (TestDatabase, Backend) {
         .build()
         .await
         .unwrap();
-    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
-    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(3)))
-        .await
-        .unwrap()
-        .unwrap();
+    claimed_at_a(&b, chrono::Duration::seconds(3)).await;
     (db, b)
 }
 
@@ -294,11 +287,7 @@ async fn a_read_back_that_fails_while_the_link_is_down_is_made_again() {
         .build()
         .await
         .unwrap();
-    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
-    b.claim_task("wf", &tid("a"), "w1", Some(chrono::Duration::seconds(60)))
-        .await
-        .unwrap()
-        .unwrap();
+    claimed_at_a(&b, chrono::Duration::seconds(60)).await;
     let (seen, _guard) = recorder();
     // The save waits on a lock (taken directly, not through the proxy);
     // then its connection is cut and the link held down for 800 ms.

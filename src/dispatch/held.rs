@@ -118,25 +118,18 @@ impl HeldClaims {
     /// Whether a claim this backend granted on `instance` is live for at
     /// least `room` more.
     pub(crate) fn live_for(&self, instance: &str, room: Duration) -> bool {
-        match self.lock().held.get(&instance.to_owned()) {
-            Some(Held { until: None, .. }) => true,
-            Some(Held {
-                until: Some(until), ..
-            }) => until
-                .checked_duration_since(Instant::now())
-                .is_some_and(|left| left >= room),
-            None => false,
-        }
+        self.left(instance).is_some_and(|left| left >= room)
     }
 
     /// What is left of the claim this backend granted on `instance`
-    /// (`Duration::MAX` when it never expires; `None` when there is none).
+    /// (`Duration::MAX` when it never expires; `None` when there is none or
+    /// it has run out).
     pub(crate) fn left(&self, instance: &str) -> Option<Duration> {
         match self.lock().held.get(&instance.to_owned())? {
             Held { until: None, .. } => Some(Duration::MAX),
             Held {
                 until: Some(until), ..
-            } => Some(until.saturating_duration_since(Instant::now())),
+            } => until.checked_duration_since(Instant::now()),
         }
     }
 
