@@ -38,12 +38,9 @@ pub(crate) struct Inner<C> {
     pub(crate) wakeup_counters: Arc<WakeupCounters>,
     /// The workflow revision each finder answer was read at.
     pub(crate) seen: crate::dispatch::SeenRevisions,
-    /// The claims this backend granted, which bound a save's or a
-    /// release's retry (`store::retry`).
+    /// The claims this backend granted, under which a save or a release
+    /// may be made again (`store::retry`).
     pub(crate) held: crate::dispatch::HeldClaims,
-    /// The pool's `statement_timeout`: a retry's own never exceeds it
-    /// (`store::retry`).
-    pub(crate) statement_timeout: Option<Duration>,
     /// The background pruner, when
     /// [`Builder::retention`](crate::Builder::retention) set one; dropping it
     /// stops the task.
@@ -147,7 +144,6 @@ where
                 wakeup_counters,
                 seen: crate::dispatch::SeenRevisions::default(),
                 held: crate::dispatch::HeldClaims::default(),
-                statement_timeout: config.statement_timeout,
                 _pruner: pruner,
                 last_maintenance: AtomicU64::new(0),
                 started: Instant::now(),

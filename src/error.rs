@@ -94,6 +94,19 @@ pub enum Error {
         /// The worker holding it.
         owner: String,
     },
+    /// A write made again after a failure found that the claim it was made
+    /// under is no longer its worker's (taken over, or gone): it was not
+    /// made, since it could land over the work of whoever took the step
+    /// over (`store::retry`).
+    #[error("the claim on {instance_id} is no longer {worker_id}'s (now {now}): not written again")]
+    ClaimLost {
+        /// The workflow.
+        instance_id: String,
+        /// The worker the write was made for.
+        worker_id: String,
+        /// What holds the workflow now ("no claim", or a worker's claim).
+        now: String,
+    },
     /// Stored data broke an invariant of ours (e.g. a hash of the wrong length).
     #[error("corrupt data: {0}")]
     Corrupt(String),

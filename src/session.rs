@@ -3,8 +3,6 @@
 //! each lasts until the transaction ends, and a pooled connection goes
 //! back to the pool with its own settings.
 
-use std::time::Duration;
-
 use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -13,16 +11,6 @@ use crate::error::Result;
 diesel::define_sql_function! {
     /// PostgreSQL's `set_config(name, value, is_local)`.
     fn set_config(name: Text, value: Text, is_local: Bool) -> Text;
-}
-
-/// Bounds every later statement of the current transaction by `limit`
-/// (`SET LOCAL statement_timeout`). One statement.
-pub(crate) async fn limit_statements(conn: &mut AsyncPgConnection, limit: Duration) -> Result<()> {
-    let ms = format!("{}ms", limit.as_millis().max(1));
-    diesel::select(set_config("statement_timeout", ms, true))
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Lets the current transaction's commit return before its WAL reaches

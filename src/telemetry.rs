@@ -18,7 +18,9 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogra
 mod evidence;
 
 pub use evidence::EVIDENCE_TARGET;
-pub(crate) use evidence::{Step, reported, reported_if_transient, retried, taken_over};
+pub(crate) use evidence::{
+    Step, claim_ended, reported, reported_if_transient, retried, taken_over,
+};
 
 /// Histogram, label `op` (the store trait method): seconds one store call
 /// took, from entry to return (a call whose future was dropped counts up to

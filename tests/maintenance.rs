@@ -349,3 +349,41 @@ async fn maintenance_drops_the_dead_claim_of_a_paused_workflow() {
         "the dead claim of the paused workflow is gone, a live one stays"
     );
 }
+
+/// A pause that maintenance applies to a workflow whose claim expired
+/// (its holder cut off) ends that claim: evidence naming the worker and
+/// its task, since the step runs again after unpause without a takeover.
+#[tokio::test]
+async fn a_request_applied_over_an_expired_claim_names_that_claim_as_evidence() {
+    let db = test_db().await;
+    let b = quick(&db, false).await;
+    b.save_snapshot(&mut at_task("wf", "a")).await.unwrap();
+    b.claim_task(
+        "wf",
+        &tid("a"),
+        "cut-off",
+        Some(chrono::Duration::milliseconds(100)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    b.store_signal("wf", SignalKind::Pause, request("hold", "ops"))
+        .await
+        .unwrap();
+    let (seen, _guard) = common::evidence::recorder();
+    poll_after_grace(&b).await;
+    assert!(b.load_snapshot("wf").await.unwrap().state.is_paused());
+    let seen = seen.lock().unwrap().clone();
+    let ended: Vec<_> = seen
+        .iter()
+        .filter(|e| e.message == "expired claim ended")
+        .collect();
+    assert_eq!(ended.len(), 1, "{seen:#?}");
+    assert_eq!(ended[0].field("instance_id"), Some("wf"));
+    assert_eq!(ended[0].field("previous_worker"), Some("cut-off"));
+    assert_eq!(
+        ended[0].field("previous_task"),
+        Some(tid("a").to_string().as_str())
+    );
+    assert_eq!(ended[0].field("request"), Some("Pause"));
+}

@@ -1,6 +1,8 @@
 //! A save or a release that failed without being applied is made again
-//! while the claim this backend granted is live, and only then: a table
-//! locked past the statement timeout costs a wait, not a repeated step
+//! when it was made under a live claim this backend granted, and a save
+//! only while that claim is still its worker's in the database: a table
+//! locked past the statement timeout, or past the claim, costs a wait, not
+//! a repeated step, and a claim taken over meanwhile is never written over
 //! (`store::retry`).
 
 mod common;
@@ -146,16 +148,14 @@ async fn without_a_live_claim_of_this_backend_a_failed_save_is_not_made_again() 
     );
 }
 
-/// A claim that runs out before a retry could finish is not retried: the
-/// room a retry needs is its pause, 200 ms for its statement and a 500 ms
-/// margin.
+/// A save that starts once the claim it was made under has run out is
+/// not made again: another worker may hold the step by now.
 #[tokio::test]
-async fn a_claim_about_to_run_out_is_not_retried_on() {
+async fn a_save_made_after_its_claim_ran_out_is_not_made_again() {
     let (db, b) = backend_with_timeout().await;
+    claimed_at_a(&b, chrono::Duration::milliseconds(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (seen, _guard) = recorder();
-    claimed_at_a(&b, chrono::Duration::milliseconds(900)).await;
-    // After the first attempt's 300 ms, 600 ms are left: less than the
-    // 800 ms a retry needs (100 ms pause, 200 ms, 500 ms).
     let unlock = lock_for(
         db.url(),
         "sayiir.tasks",
@@ -228,33 +228,85 @@ async fn a_claim_shorter_than_twice_the_timeout_leaves_room_for_a_bounded_retry(
     );
 }
 
+/// A lock on the queue longer than the claim: nobody can take the claim
+/// over while it lasts (every claim writes the queue row), so the save made
+/// again, behind the fence, lands once the lock goes: no repeat. A claim
+/// attempt after it finds the step done.
 #[tokio::test]
-async fn a_retry_that_cannot_finish_inside_the_claim_gives_up_before_it_runs_out() {
+async fn a_lock_that_outlasts_the_claim_costs_no_repeat() {
     let (db, b) = soak_like().await;
     let (seen, _guard) = recorder();
     let started = std::time::Instant::now();
     let unlock = lock_for(db.url(), "sayiir.tasks", Duration::from_secs(4)).await;
-    let err = b.save_snapshot(&mut moved_on()).await.unwrap_err();
-    let gave_up = started.elapsed();
-    unlock.await.unwrap();
-    assert!(err.to_string().contains("statement timeout"), "{err}");
+    b.save_snapshot(&mut moved_on()).await.unwrap();
     assert!(
-        gave_up < Duration::from_secs(3),
-        "gave up after {gave_up:?}, past the 3 s claim"
+        started.elapsed() >= Duration::from_secs(3),
+        "landed after the 3 s claim ran out"
     );
+    unlock.await.unwrap();
     let stored = b.load_snapshot("wf").await.unwrap();
-    assert_eq!(
-        stored.current_task_id(),
-        Some(tid("a")),
-        "nothing landed late"
+    assert_eq!(stored.current_task_id(), Some(tid("b")));
+    let other = Backend::connect(db.url()).await.unwrap();
+    assert!(
+        other
+            .claim_task("wf", &tid("a"), "w2", None)
+            .await
+            .unwrap()
+            .is_none(),
+        "step a is done: nobody runs it again"
     );
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(
+    assert!(
         seen.iter()
-            .filter(|e| e.message == "store call retried")
-            .count(),
-        1,
-        "one bounded retry, then no room: {seen:#?}"
+            .any(|e| e.message == "store call retried" && e.field("op") == Some("save_snapshot")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|e| e.message != "store call failed"),
+        "{seen:#?}"
+    );
+}
+
+/// A claim taken over while the save kept failing: the retry, behind the
+/// fence, sees the new holder's claim and writes nothing (it could land
+/// over the new holder's work). The outputs table is locked, which the
+/// save needs and a claim does not, so the takeover can land between two
+/// attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_made_again_after_a_takeover_writes_nothing() {
+    let (db, b) = backend_with_timeout().await;
+    claimed_at_a(&b, chrono::Duration::milliseconds(500)).await;
+    let (seen, _guard) = recorder();
+    let unlock = lock_for(db.url(), "sayiir.task_outputs", Duration::from_millis(1000)).await;
+    let url = db.url().to_owned();
+    let takeover = tokio::spawn(async move {
+        let other = Backend::connect(&url).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(550)).await;
+        for _ in 0..100 {
+            if other
+                .claim_task("wf", &tid("a"), "w2", Some(chrono::Duration::seconds(60)))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the expired claim was never taken over");
+    });
+    let err = b.save_snapshot(&mut moved_on()).await.unwrap_err();
+    takeover.await.unwrap();
+    unlock.await.unwrap();
+    assert!(err.to_string().contains("no longer w1's"), "{err}");
+    let stored = b.load_snapshot("wf").await.unwrap();
+    assert_eq!(stored.current_task_id(), Some(tid("a")), "nothing landed");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|e| e.message == "store call failed"
+            && e.field("op") == Some("save_snapshot")
+            && e.field("error").is_some_and(|m| m.contains("w2's claim"))),
+        "{seen:#?}"
     );
 }
 

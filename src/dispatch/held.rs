@@ -115,12 +115,6 @@ impl HeldClaims {
         }
     }
 
-    /// Whether a claim this backend granted on `instance` is live for at
-    /// least `room` more.
-    pub(crate) fn live_for(&self, instance: &str, room: Duration) -> bool {
-        self.left(instance).is_some_and(|left| left >= room)
-    }
-
     /// What is left of the claim this backend granted on `instance`
     /// (`Duration::MAX` when it never expires; `None` when there is none or
     /// it has run out).
@@ -168,30 +162,35 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
+    /// Whether the claim on `instance` has at least `room` left.
+    fn live_for(held: &HeldClaims, instance: &str, room: Duration) -> bool {
+        held.left(instance).is_some_and(|left| left >= room)
+    }
+
     #[test]
     fn a_claim_is_live_until_its_ttl_from_the_call_and_an_extension_adds() {
         let held = HeldClaims::default();
         let now = Instant::now();
         held.granted("wf", TaskId::from("a"), "w", now, Some(10 * SEC));
-        assert!(held.live_for("wf", 5 * SEC));
-        assert!(!held.live_for("wf", 11 * SEC));
+        assert!(live_for(&held, "wf", 5 * SEC));
+        assert!(!live_for(&held, "wf", 11 * SEC));
         held.extended("wf", 10 * SEC);
-        assert!(held.live_for("wf", 15 * SEC));
-        assert!(!held.live_for("other", Duration::ZERO));
+        assert!(live_for(&held, "wf", 15 * SEC));
+        assert!(!live_for(&held, "other", Duration::ZERO));
         held.released("wf", TaskId::from("b"), "w");
-        assert!(held.live_for("wf", Duration::ZERO));
+        assert!(live_for(&held, "wf", Duration::ZERO));
         held.released("wf", TaskId::from("a"), "w");
-        assert!(!held.live_for("wf", Duration::ZERO));
+        assert!(!live_for(&held, "wf", Duration::ZERO));
     }
 
     #[test]
     fn a_claim_without_ttl_is_always_live_and_an_old_one_never() {
         let held = HeldClaims::default();
         held.granted("forever", TaskId::from("a"), "w", Instant::now(), None);
-        assert!(held.live_for("forever", 1000 * SEC));
+        assert!(live_for(&held, "forever", 1000 * SEC));
         if let Some(long_ago) = Instant::now().checked_sub(20 * SEC) {
             held.granted("gone", TaskId::from("a"), "w", long_ago, Some(10 * SEC));
-            assert!(!held.live_for("gone", Duration::ZERO));
+            assert!(!live_for(&held, "gone", Duration::ZERO));
         }
     }
 
@@ -208,8 +207,8 @@ mod tests {
             );
         }
         assert_eq!(held.lock().held.len(), 2);
-        assert!(held.live_for("wf9", Duration::ZERO));
-        assert!(!held.live_for("wf0", Duration::ZERO));
+        assert!(live_for(&held, "wf9", Duration::ZERO));
+        assert!(!live_for(&held, "wf0", Duration::ZERO));
     }
 
     #[test]

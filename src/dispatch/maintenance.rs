@@ -46,6 +46,7 @@ use crate::models::{claims, events, history, signals, task_outputs, tasks, workf
 use crate::persist::Persist;
 use crate::session::commit_without_waiting;
 use crate::snapshots::{applies_here, apply_request, is_queued, resume_at_signal};
+use crate::telemetry;
 
 /// Rows advanced per maintenance pass, at most.
 const MAINTENANCE_BATCH: i64 = 64;
@@ -164,6 +165,11 @@ where
                 continue;
             }
             if let Some(signal) = signals::find(conn, &instance_id, kind).await? {
+                // An expired claim (nobody holds a live one here) loses its
+                // step: evidence for a step that runs again after unpause.
+                if let Some((task, worker)) = claims::holder(conn, &instance_id).await? {
+                    telemetry::claim_ended(&instance_id, &worker, task, kind.as_ref());
+                }
                 let at = snapshot.current_task_id();
                 apply_request(snapshot, kind, signal.into_request(), at);
                 self.persist(conn, snapshot, &[], Persist::Quiet).await?;

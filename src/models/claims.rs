@@ -192,6 +192,23 @@ pub(crate) async fn held_by(
     Ok(rows > 0)
 }
 
+/// The task and worker of the claim on the instance, live or not; `None`
+/// when there is none. Read in a statement of its own after the workflow
+/// row is locked, it sees every claim committed before (`store::retry`).
+pub(crate) async fn holder(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+) -> Result<Option<(TaskId, String)>> {
+    let row: Option<(Vec<u8>, String)> = claims::table
+        .find(instance_id)
+        .select((claims::task_id, claims::worker_id))
+        .first(conn)
+        .await
+        .optional()?;
+    row.map(|(task, worker)| Ok((crate::codec::task_id(&task)?, worker)))
+        .transpose()
+}
+
 /// Whether a live claim holds the instance.
 pub(crate) async fn is_live(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
     let live: i64 = claims::table

@@ -96,6 +96,19 @@ pub(crate) async fn lock(
         .optional()?)
 }
 
+/// Locks the workflow row as every writer does first (SPEC 3.9), reading
+/// nothing else; `false` when there is no such row.
+pub(crate) async fn lock_row(conn: &mut AsyncPgConnection, instance_id: &str) -> Result<bool> {
+    Ok(workflows::table
+        .find(instance_id)
+        .select(workflows::instance_id)
+        .for_no_key_update()
+        .get_result::<String>(conn)
+        .await
+        .optional()?
+        .is_some())
+}
+
 /// As [`lock`], but `None` at once when another session holds the row
 /// (`SKIP LOCKED`); also returns the database's `now()`, the clock every
 /// due time is compared with.

@@ -24,7 +24,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel_async::AsyncConnection;
 use sayiir_core::TaskId;
 use sayiir_core::codec::SnapshotCodec;
 use sayiir_core::task_claim::{AvailableTask, TaskClaim};
@@ -38,7 +37,6 @@ use crate::models::claims::{self, ClaimChange};
 use crate::telemetry::{self, Op, Refusal, Step, reported, store_call};
 
 use super::retry::Next;
-use crate::session::limit_statements;
 
 fn epoch(secs: i64) -> u64 {
     u64::try_from(secs).unwrap_or(0)
@@ -143,21 +141,14 @@ where
                 // claim and sent the wakeup: nothing is left to write.
                 return Ok(());
             }
+            let under = self.under(instance_id);
             let mut tries = 0;
-            let mut limit = None;
             loop {
+                // A release deletes only its own worker's claim on its
+                // task: made again, it needs no fence.
                 let attempt = async {
                     let mut conn = self.conn().await?;
-                    match limit {
-                        None => claims::release(&mut conn, instance_id, *task_id, worker_id).await,
-                        Some(limit) => {
-                            conn.transaction(async |conn| {
-                                limit_statements(conn, limit).await?;
-                                claims::release(conn, instance_id, *task_id, worker_id).await
-                            })
-                            .await
-                        }
-                    }
+                    claims::release(&mut conn, instance_id, *task_id, worker_id).await
                 }
                 .await;
                 let error = match attempt {
@@ -170,10 +161,17 @@ where
                     Ok(!claims::held_by(&mut conn, instance_id, worker_id).await?)
                 };
                 match self
-                    .after_failure(Op::ReleaseTaskClaim, step, tries, &error, landed)
+                    .after_failure(
+                        Op::ReleaseTaskClaim,
+                        step,
+                        tries,
+                        &error,
+                        under.as_ref(),
+                        landed,
+                    )
                     .await
                 {
-                    Next::Again(bound) => limit = Some(bound),
+                    Next::Again => {}
                     Next::Done => return Ok(()),
                     Next::GiveUp => return Err(error),
                 }

@@ -1,19 +1,24 @@
-//! One more try of a snapshot save or a claim release that failed, when it
-//! is safe and can spare a step from running twice.
+//! One more try of a snapshot save, an output save or a claim release
+//! that failed, when it is safe and can spare a step from running twice.
 //!
 //! The runtime does not retry these: a save that fails leaves the claim to
 //! run out, and another worker runs the step again. The backend tries
 //! again itself, at most [`MAX_RETRIES`] times, after a pause of
 //! [`PAUSE`] times the attempt's number, and only
 //!
-//! * while a claim this backend granted on the workflow is live for at
-//!   least the room a retry needs (the pause, [`MIN_STATEMENT`] and
-//!   [`MARGIN`]). The retry runs in a transaction whose statements are
-//!   bounded (`SET LOCAL statement_timeout`, [`crate::session`]) by what is left of the claim
-//!   less the margin, and never by more than the pool's own timeout: a
-//!   retry never lands after the claim could have passed to another
-//!   worker (`dispatch::HeldClaims`), however short the claim is next to
-//!   the statement timeout;
+//! * for a call made under a live claim this backend granted on the
+//!   workflow (`dispatch::HeldClaims`): its task and worker, taken when the
+//!   call starts, are the claim the write was made under;
+//! * while that claim is still that worker's in the database, live or not.
+//!   A save made again first locks the workflow row, then reads the claim
+//!   in a statement of its own ([`fence`]), and is made in that
+//!   transaction only when the claim is still its own. Every claimer locks
+//!   the workflow row first, so none can take the claim over between that
+//!   check and the commit: a retry never lands over the work of a worker
+//!   that took the step over, however long it waited, and a claim that ran
+//!   out while nobody could take it (a table locked past the claim) costs
+//!   no repeat. A release needs no such check: it deletes only the claim
+//!   of its own worker and task;
 //! * after a failure the server reported for the statement (statement or
 //!   lock timeout, cancel, deadlock, serialization failure) or one that
 //!   happened before anything was sent (no pooled connection): the write
@@ -22,17 +27,19 @@
 //!   or was terminated while the statement ran): the write is read back
 //!   first, and made again only when it did not land. It is never made
 //!   twice. A read back that fails too (a server restarting) is made
-//!   again every [`PAUSE`] for up to [`READ_BACK_FOR`], while the claim
-//!   has room.
+//!   again every [`PAUSE`] for up to [`READ_BACK_FOR`].
 //!
-//! Any other failure (bad input, a constraint, a refused claim) is final.
+//! Any other failure (bad input, a constraint, a lost claim) is final.
 
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as D};
+use diesel_async::AsyncPgConnection;
+use sayiir_core::TaskId;
 
 use crate::backend::DieselBackend;
 use crate::error::{Error, Result};
+use crate::models::{claims, workflows};
 use crate::telemetry::{self, Op, Step};
 
 /// Retries after the first attempt, at most.
@@ -41,25 +48,11 @@ pub(crate) const MAX_RETRIES: u32 = 2;
 /// The pause before retry number n: n times this.
 pub(crate) const PAUSE: Duration = Duration::from_millis(100);
 
-/// What a retry needs on the claim besides its statements and its pause:
-/// a connection, the round trips and the commit.
-pub(crate) const MARGIN: Duration = Duration::from_millis(500);
-
 /// How long a failing read back is tried again.
 pub(crate) const READ_BACK_FOR: Duration = Duration::from_secs(3);
 
-/// The shortest statement timeout a retry is given; with less of the
-/// claim left it is not made.
-pub(crate) const MIN_STATEMENT: Duration = Duration::from_millis(200);
-
-/// The statement timeout of a retry with `left` of the claim: `left` less
-/// [`MARGIN`], never more than the pool's own `statement_timeout`; `None`
-/// when that is under [`MIN_STATEMENT`].
-pub(crate) fn retry_limit(left: Duration, statement_timeout: Option<Duration>) -> Option<Duration> {
-    let limit = left.saturating_sub(MARGIN);
-    let limit = statement_timeout.map_or(limit, |t| limit.min(t));
-    (limit >= MIN_STATEMENT).then_some(limit)
-}
+/// The claim a call was made under: its task and worker.
+pub(crate) type Under = (TaskId, String);
 
 /// What a failed write left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,17 +97,50 @@ pub(crate) fn failed(error: &Error) -> Failed {
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
-    /// Make the write again, in a transaction whose statements are bounded
-    /// by this timeout ([`crate::session::limit_statements`]).
-    Again(Duration),
+    /// Make the write again (a save: behind [`fence`], in one transaction).
+    Again,
     /// It landed after all: done.
     Done,
     /// Give up: the error stands.
     GiveUp,
 }
 
+/// Inside a save's retry transaction, before the write: locks the
+/// workflow row, then reads its claim in a statement of its own (one that
+/// sees every claim committed before the lock was granted), and refuses
+/// with [`Error::ClaimLost`] unless the claim is still `under`'s. Two
+/// statements; `locked` says the caller's transaction holds the row lock
+/// already (then one).
+pub(crate) async fn fence(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    (task, worker): &Under,
+    locked: bool,
+) -> Result<()> {
+    if !locked && !workflows::lock_row(conn, instance_id).await? {
+        return Err(Error::NotFound(instance_id.to_owned()));
+    }
+    match claims::holder(conn, instance_id).await? {
+        Some((t, w)) if t == *task && w == *worker => Ok(()),
+        now => Err(Error::ClaimLost {
+            instance_id: instance_id.to_owned(),
+            worker_id: worker.clone(),
+            now: now.map_or_else(|| "no claim".to_owned(), |(_, w)| format!("{w}'s claim")),
+        }),
+    }
+}
+
 impl<C> DieselBackend<C> {
-    /// After attempt number `tries` of `op`'s write for `step` failed with
+    /// The claim a save or release of `instance_id` starting now is made
+    /// under: the live claim this backend granted on it, if any. Only such
+    /// a call is made again after a failure.
+    pub(crate) fn under(&self, instance_id: &str) -> Option<Under> {
+        self.inner.held.left(instance_id)?;
+        self.inner.held.holder(instance_id)
+    }
+
+    /// After attempt number `tries` of `op`'s write for `step`, made under
+    /// the claim `under` (see [`DieselBackend::under`]), failed with
     /// `error`: whether to make it again, take it as done (`landed`, a read
     /// back, says it committed), or give up (see the module docs).
     pub(crate) async fn after_failure<F: Future<Output = Result<bool>>>(
@@ -123,15 +149,10 @@ impl<C> DieselBackend<C> {
         step: Step<'_>,
         tries: u32,
         error: &Error,
+        under: Option<&Under>,
         landed: impl Fn() -> F,
     ) -> Next {
-        let pause = PAUSE * tries;
-        if tries > MAX_RETRIES
-            || !self
-                .inner
-                .held
-                .live_for(step.instance, pause + MIN_STATEMENT + MARGIN)
-        {
+        if tries > MAX_RETRIES || under.is_none() {
             return Next::GiveUp;
         }
         let kind = failed(error);
@@ -139,52 +160,34 @@ impl<C> DieselBackend<C> {
             return Next::GiveUp;
         }
         // A restarting server or a reset link needs a moment.
-        tokio::time::sleep(pause).await;
-        let again = match kind {
+        tokio::time::sleep(PAUSE * tries).await;
+        let next = match kind {
             Failed::Final => return Next::GiveUp,
-            Failed::NotApplied => true,
-            Failed::InDoubt => match self.read_back(step.instance, landed).await {
-                Some(landed) => !landed,
+            Failed::NotApplied => Next::Again,
+            Failed::InDoubt => match read_back(landed).await {
+                Some(true) => Next::Done,
+                Some(false) => Next::Again,
                 None => return Next::GiveUp,
             },
-        };
-        let next = if again {
-            // What is left of the claim now, after the pause and any read
-            // back, bounds the retry.
-            let left = self.inner.held.left(step.instance);
-            match left.and_then(|left| retry_limit(left, self.inner.statement_timeout)) {
-                Some(limit) => Next::Again(limit),
-                None => return Next::GiveUp,
-            }
-        } else {
-            Next::Done
         };
         telemetry::retried(op, step, error, next == Next::Done);
         next
     }
 }
 
-impl<C> DieselBackend<C> {
-    /// Whether the write landed, from `landed`, called again every
-    /// [`PAUSE`] while it fails (a restarting server refuses the first
-    /// reads), for up to [`READ_BACK_FOR`] and while the claim on
-    /// `instance` has room for a retry. `None`: no answer in time.
-    async fn read_back<F: Future<Output = Result<bool>>>(
-        &self,
-        instance: &str,
-        landed: impl Fn() -> F,
-    ) -> Option<bool> {
-        let until = std::time::Instant::now() + READ_BACK_FOR;
-        loop {
-            if let Ok(answer) = landed().await {
-                return Some(answer);
-            }
-            let room = PAUSE + MIN_STATEMENT + MARGIN;
-            if std::time::Instant::now() >= until || !self.inner.held.live_for(instance, room) {
-                return None;
-            }
-            tokio::time::sleep(PAUSE).await;
+/// Whether the write landed, from `landed`, called again every [`PAUSE`]
+/// while it fails (a restarting server refuses the first reads), for up to
+/// [`READ_BACK_FOR`]. `None`: no answer in time.
+async fn read_back<F: Future<Output = Result<bool>>>(landed: impl Fn() -> F) -> Option<bool> {
+    let until = std::time::Instant::now() + READ_BACK_FOR;
+    loop {
+        if let Ok(answer) = landed().await {
+            return Some(answer);
         }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(PAUSE).await;
     }
 }
 
@@ -263,20 +266,6 @@ mod tests {
                 "terminating connection due to administrator command"
             )),
             Failed::InDoubt
-        );
-    }
-
-    #[test]
-    fn a_retry_is_bounded_by_the_claim_and_the_pool_timeout() {
-        let ms = Duration::from_millis;
-        // The soak's settings: a 3 s claim, a 2 s timeout that struck once.
-        assert_eq!(retry_limit(ms(900), Some(ms(2000))), Some(ms(400)));
-        assert_eq!(retry_limit(ms(60_000), Some(ms(2000))), Some(ms(2000)));
-        assert_eq!(retry_limit(ms(60_000), None), Some(ms(59_500)));
-        assert_eq!(retry_limit(ms(650), Some(ms(2000))), None);
-        assert_eq!(
-            retry_limit(Duration::MAX, Some(ms(30_000))),
-            Some(ms(30_000))
         );
     }
 

@@ -44,8 +44,7 @@ use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
 use crate::telemetry::{Op, Step, reported, reported_if_transient, store_call};
 
-use super::retry::Next;
-use crate::session::limit_statements;
+use super::retry::{Next, Under, fence};
 
 impl<C> SnapshotStore for DieselBackend<C>
 where
@@ -72,17 +71,17 @@ where
                 ends_claim,
                 ..self.write_options(&blob, &outputs, Persist::Notify)
             };
+            let under = self.under(&snapshot.instance_id);
             let mut tries = 0;
-            let mut limit = None;
             loop {
                 let snapshot = &*snapshot;
                 let written = async {
                     let mut conn = self.conn().await?;
-                    match limit {
-                        None => workflows::write(&mut conn, snapshot, write).await,
-                        Some(limit) => {
+                    match (tries, &under) {
+                        (0, _) | (_, None) => workflows::write(&mut conn, snapshot, write).await,
+                        (_, Some(under)) => {
                             conn.transaction(async |conn| {
-                                limit_statements(conn, limit).await?;
+                                fence(conn, &snapshot.instance_id, under, false).await?;
                                 workflows::write(conn, snapshot, write).await
                             })
                             .await
@@ -107,10 +106,17 @@ where
                 };
                 let step = Step::instance(&snapshot.instance_id);
                 match self
-                    .after_failure(Op::SaveSnapshot, step, tries, &error, landed)
+                    .after_failure(
+                        Op::SaveSnapshot,
+                        step,
+                        tries,
+                        &error,
+                        under.as_ref(),
+                        landed,
+                    )
                     .await
                 {
-                    Next::Again(bound) => limit = Some(bound),
+                    Next::Again => {}
                     Next::Done => {
                         // The statement landed whole: the claim it named,
                         // if still this worker's, went with it.
@@ -145,11 +151,12 @@ where
         };
         let saved = async {
             check_lookup_id(instance_id)?;
+            let under = self.under(instance_id);
             let mut tries = 0;
-            let mut limit = None;
             loop {
+                let fenced = if tries == 0 { None } else { under.as_ref() };
                 let Err(error) = self
-                    .record_output(instance_id, *task_id, &output, limit)
+                    .record_output(instance_id, *task_id, &output, fenced)
                     .await
                 else {
                     return Ok(());
@@ -162,10 +169,17 @@ where
                     Ok(stored.as_deref() == Some(&output[..]))
                 };
                 match self
-                    .after_failure(Op::SaveTaskResult, step, tries, &error, landed)
+                    .after_failure(
+                        Op::SaveTaskResult,
+                        step,
+                        tries,
+                        &error,
+                        under.as_ref(),
+                        landed,
+                    )
                     .await
                 {
-                    Next::Again(bound) => limit = Some(bound),
+                    Next::Again => {}
                     Next::Done => return Ok(()),
                     Next::GiveUp => return Err(error),
                 }
@@ -252,22 +266,22 @@ where
 
     /// `save_task_result`'s transaction: locks the row, applies
     /// `mark_task_completed` when InProgress and writes only that output.
-    /// A retry bounds its statements by `limit` (`store::retry`).
+    /// A retry is `fenced` by the claim it was made under (`store::retry`).
     async fn record_output(
         &self,
         instance_id: &str,
         task_id: TaskId,
         output: &bytes::Bytes,
-        limit: Option<std::time::Duration>,
+        fenced: Option<&Under>,
     ) -> Result<(), Error> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
-            if let Some(limit) = limit {
-                limit_statements(conn, limit).await?;
-            }
             let Some(locked) = workflows::lock(conn, instance_id).await? else {
                 return Err(Error::NotFound(instance_id.to_owned()));
             };
+            if let Some(under) = fenced {
+                fence(conn, instance_id, under, true).await?;
+            }
             if locked.status != Status::InProgress {
                 return Ok(());
             }

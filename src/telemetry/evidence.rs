@@ -2,8 +2,10 @@
 //! of a claimed step (claim, save, release, heartbeat; and the transient
 //! failures of the loads, cancel and pause checks and event draining
 //! around it), and each claim that
-//! replaced another worker's expired one, naming that worker; and each
-//! failed write the backend made again (`store::retry`). All carry
+//! replaced another worker's expired one, naming that worker; each
+//! expired claim that maintenance ended by applying a cancel or pause
+//! request, naming its worker; and each failed write the backend made
+//! again (`store::retry`). All carry
 //! their ids as fields of the event itself, so a subscriber needs no span
 //! state, and never a payload.
 //!
@@ -18,8 +20,9 @@ use super::Op;
 use crate::error::Error;
 
 /// The `tracing` target of these events, to enable or route them
-/// (`sayiir_diesel::store=info`): a `WARN` event `store call failed` and an
-/// `INFO` event `claim taken over`.
+/// (`sayiir_diesel::store=info`): a `WARN` event `store call failed` and
+/// `INFO` events `claim taken over`, `expired claim ended` and `store call
+/// retried`.
 pub const EVIDENCE_TARGET: &str = "sayiir_diesel::store";
 
 /// Which claimed step a store call was for.
@@ -109,5 +112,25 @@ pub(crate) fn taken_over(step: Step<'_>, previous_worker: &str, previous_task: &
         previous_worker,
         previous_task,
         "claim taken over"
+    );
+}
+
+/// Maintenance applied a pending `request` ("Cancel" or "Pause") to a
+/// workflow whose claim by `previous_worker` on `previous_task` had
+/// expired: that worker's result, if it still comes, is refused, and the
+/// step runs again once the workflow goes on.
+pub(crate) fn claim_ended(
+    instance_id: &str,
+    previous_worker: &str,
+    previous_task: TaskId,
+    request: &str,
+) {
+    tracing::info!(
+        target: EVIDENCE_TARGET,
+        instance_id,
+        previous_worker,
+        previous_task = %previous_task,
+        request,
+        "expired claim ended"
     );
 }

@@ -89,7 +89,7 @@ fn recovery(run: &Run<'_>, all: &[Ran]) {
         println!(
             "  +{:>5.1} s {:>12} ({:>5} ms): {} / {}",
             f.start_ms.saturating_sub(run.start_ms) as f64 / 1000.0,
-            f.label(),
+            f.kind.name(),
             f.end_ms - f.start_ms,
             ms(any),
             ms(here)

@@ -133,7 +133,9 @@ impl Logs {
 
     /// Why run `b` of `task` of `instance` repeated run `a`, from evidence
     /// that `a` lost its claim, or its result, between its start and `b`'s:
-    /// a claim taken over from one of `a`'s process's workers on this task;
+    /// a claim taken over from one of `a`'s process's workers on this task,
+    /// or that claim ended by maintenance applying a cancel or pause once
+    /// it had expired;
     /// a store call of `a`'s process for this instance (and task, where the
     /// call names one) that failed: the save, release or heartbeat, or a
     /// load, cancel or pause check or event drain around the step; or
@@ -162,6 +164,15 @@ impl Logs {
                         && c.field("previous_worker").and_then(worker_pid) == Some(a.pid) =>
                 {
                     return Some("claim taken over");
+                }
+                // Maintenance applied a cancel or pause to the workflow
+                // once that claim had expired; the step runs again after
+                // unpause.
+                "expired claim ended"
+                    if c.field("previous_task") == Some(task_id.as_str())
+                        && c.field("previous_worker").and_then(worker_pid) == Some(a.pid) =>
+                {
+                    return Some("expired claim ended by a request");
                 }
                 "store call failed"
                     if c.pid == a.pid && c.field("task_id").is_none_or(|t| t == task_id) =>

@@ -163,7 +163,7 @@ fn steps(
             .windows(2)
             .filter_map(|p| {
                 let cause = logs.explain(run.faults, &t.id, task, p[0], p[1])?;
-                let fault = window(run.faults, p[0], p[1]).map_or("no fault", |f| f.label());
+                let fault = window(run.faults, p[0], p[1]).map_or("no fault", |f| f.kind.name());
                 Some((cause, fault))
             })
             .take(extra)
@@ -182,7 +182,7 @@ fn steps(
                     .map(|(x, f)| (
                         x.ms.saturating_sub(run.start_ms),
                         x.process,
-                        f.map_or("-", |f| f.label())
+                        f.map_or("-", |f| f.kind.name())
                     ))
                     .collect::<Vec<_>>()
             ));
