@@ -130,6 +130,12 @@ pub(crate) async fn fence(
     }
 }
 
+/// The claim attempt number `tries` (0: the first) of a save is fenced by
+/// ([`fence`]): none for the first attempt, `under` for a retry.
+pub(crate) fn fenced(tries: u32, under: Option<&Under>) -> Option<&Under> {
+    if tries == 0 { None } else { under }
+}
+
 impl<C> DieselBackend<C> {
     /// The claim a save or release of `instance_id` starting now is made
     /// under: the live claim this backend granted on it, if any. Only such

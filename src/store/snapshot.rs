@@ -44,7 +44,7 @@ use crate::schema::sayiir::events;
 use crate::snapshots::member_outputs;
 use crate::telemetry::{Op, Step, reported, reported_if_transient, store_call};
 
-use super::retry::{Next, Under, fence};
+use super::retry::{Next, Under, fence, fenced};
 
 impl<C> SnapshotStore for DieselBackend<C>
 where
@@ -77,9 +77,9 @@ where
                 let snapshot = &*snapshot;
                 let written = async {
                     let mut conn = self.conn().await?;
-                    match (tries, &under) {
-                        (0, _) | (_, None) => workflows::write(&mut conn, snapshot, write).await,
-                        (_, Some(under)) => {
+                    match fenced(tries, under.as_ref()) {
+                        None => workflows::write(&mut conn, snapshot, write).await,
+                        Some(under) => {
                             conn.transaction(async |conn| {
                                 fence(conn, &snapshot.instance_id, under, false).await?;
                                 workflows::write(conn, snapshot, write).await
@@ -154,9 +154,13 @@ where
             let under = self.under(instance_id);
             let mut tries = 0;
             loop {
-                let fenced = if tries == 0 { None } else { under.as_ref() };
                 let Err(error) = self
-                    .record_output(instance_id, *task_id, &output, fenced)
+                    .record_output(
+                        instance_id,
+                        *task_id,
+                        &output,
+                        fenced(tries, under.as_ref()),
+                    )
                     .await
                 else {
                     return Ok(());
